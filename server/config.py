@@ -1,0 +1,142 @@
+"""Every setting in one place.
+
+Precedence, lowest first: the defaults below, `admin/config/config.yml`, an
+optional override file (CONFIG_OVERRIDE_PATH, else `admin/config/override.yml`
+when present), then environment variables named as the setting in upper case
+(ROOT_DIR, BUCKET_NAME, ...). The names are HSDS's. Read once at start-up into
+one frozen Settings object that is passed down.
+"""
+import dataclasses
+import os
+import typing
+from pathlib import Path
+
+import yaml
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    # storage
+    root_dir: str = ""                 # POSIX storage when set; buckets are folders in it
+    bucket_name: str = "hsdstest"      # default bucket
+    aws_s3_gateway: str = ""           # S3 endpoint (used when root_dir is empty)
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    allow_any_bucket_read: bool = True
+    allow_any_bucket_write: bool = True
+    # processes
+    bind_address: str = "127.0.0.1"
+    sn_port: int = 5101
+    dn_port: int = 6101
+    target_dn_count: int = 4
+    dn_urls: list = dataclasses.field(default_factory=list)  # SN: its DNs, in id order
+    node_id: str = ""                   # set by the launcher for each process
+    log_level: str = "INFO"
+    # auth
+    password_file: str = ""
+    groups_file: str = ""
+    admin_user: str = "admin"
+    admin_group: str = ""
+    allow_noauth: bool = True
+    default_public: bool = False
+    # limits
+    max_request_size: int = 100 * 1024**2
+    min_chunk_size: int = 1024**2
+    max_chunk_size: int = 4 * 1024**2
+    max_chunks_per_folder: int = 0
+    max_chunks_per_request: int = 1000
+    domain_req_max_objects_limit: int = 500
+    max_task_count: int = 100
+    # caches and write-back
+    metadata_mem_cache_size: int = 128 * 1024**2
+    chunk_mem_cache_size: int = 128 * 1024**2
+    s3_sync_interval: float = 1.0
+    s3_age_time: float = 1.0
+    flush_timeout: float = 10.0
+    # presentation
+    server_name: str = "Highly Scalable Data Service (HSDS)"
+    greeting: str = "Welcome to HSDS!"
+    about: str = "HSDS is a webservice for HDF data"
+    hsds_endpoint: str = ""
+    cors_domain: str = "*"
+    top_level_domains: list = dataclasses.field(default_factory=list)
+    # serverless
+    aws_lambda_chunkread_function: str = ""
+    aws_lambda_gateway: str = ""
+    aws_lambda_threshold: int = 4
+    aws_lambda_max_invoke: int = 1000
+
+    def replace(self, **changes) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+
+def parse_size(value) -> int:
+    """'4m' -> 4194304; plain numbers pass through."""
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = str(value).strip().lower().removesuffix("b")
+    if text and text[-1] in _UNITS:
+        return int(float(text[:-1]) * _UNITS[text[-1]])
+    return int(float(text))
+
+
+def _parse_bool(value) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("", "0", "false", "f", "no", "n", "off", "none")
+
+
+def _coerce(name: str, kind, value):
+    if value is None:
+        return None
+    if kind is bool:
+        return _parse_bool(value)
+    if kind is int:
+        return parse_size(value) if name.endswith("_size") or isinstance(value, str) else int(value)
+    if kind is float:
+        return float(value)
+    if kind is list:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return list(value)
+    return str(value)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path or not path.is_file():
+        return {}
+    with open(path) as f:
+        data = yaml.safe_load(f) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping")
+    return data
+
+
+def load_settings(env=None, config_file=None, override_file=None, **explicit) -> Settings:
+    """Build the Settings: defaults <- config.yml <- override file <- env <- explicit."""
+    env = os.environ if env is None else env
+    config_dir = Path(env.get("CONFIG_DIR") or REPO_DIR / "admin" / "config")
+    if config_file is None:
+        config_file = config_dir / "config.yml"
+    if override_file is None:
+        override_file = env.get("CONFIG_OVERRIDE_PATH") or config_dir / "override.yml"
+    layered = {}
+    layered.update(_read_yaml(Path(config_file)))
+    layered.update(_read_yaml(Path(override_file)))
+    types = typing.get_type_hints(Settings)
+    values = {}
+    for field in dataclasses.fields(Settings):
+        name = field.name
+        raw = layered.get(name)
+        if name.upper() in env:
+            raw = env[name.upper()]
+        if name in explicit:
+            raw = explicit[name]
+        value = _coerce(name, types[name], raw)
+        if value is not None:
+            values[name] = value
+    return Settings(**values)

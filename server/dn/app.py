@@ -1,0 +1,79 @@
+"""The data node's HTTP face: thin handlers over DataNode."""
+from aiohttp import web
+
+from ..web import error_middleware, json_response, read_json
+from .node import DataNode
+
+NODE = web.AppKey("node", DataNode)
+
+
+def _where(request):
+    q = request.query
+    return q.get("bucket", ""), q.get("key", "")
+
+
+def _flag(request, name):
+    return request.query.get(name, "0") not in ("", "0")
+
+
+async def health(request):
+    node = request.app[NODE]
+    return json_response({"id": node.node_id, "state": "READY", "cache": node.stats()})
+
+
+async def get_meta(request):
+    return json_response(await request.app[NODE].get(*_where(request)))
+
+
+async def put_meta(request):
+    doc = await read_json(request)
+    await request.app[NODE].put(*_where(request), doc,
+                                exclusive=_flag(request, "exclusive"), sync=_flag(request, "sync"))
+    return json_response({}, status=201)
+
+
+async def apply_op(request):
+    body = await read_json(request)
+    result = await request.app[NODE].apply(*_where(request), body["op"], body.get("args") or {},
+                                           sync=bool(body.get("sync")))
+    return json_response(result)
+
+
+async def delete_meta(request):
+    await request.app[NODE].delete(*_where(request))
+    return json_response({})
+
+
+async def flush(request):
+    written, errors = await request.app[NODE].flush(0)
+    status = 503 if errors else 200
+    return json_response({"written": written, "errors": [str(e) for e in errors]}, status=status)
+
+
+async def drop(request):
+    q = request.query
+    await request.app[NODE].drop_prefix(q["bucket"], q["prefix"], purge=_flag(request, "purge"))
+    return json_response({})
+
+
+def make_app(node: DataNode) -> web.Application:
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024**3)
+    app[NODE] = node
+    app.router.add_get("/health", health)
+    app.router.add_get("/meta", get_meta)
+    app.router.add_put("/meta", put_meta)
+    app.router.add_delete("/meta", delete_meta)
+    app.router.add_post("/meta/op", apply_op)
+    app.router.add_post("/flush", flush)
+    app.router.add_post("/drop", drop)
+
+    async def start(app):
+        node.start()
+
+    async def stop(app):
+        await node.stop()
+        await node.store.close()
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
+    return app

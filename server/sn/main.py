@@ -1,0 +1,25 @@
+"""Entry point of the service node process: `h5cloud-sn` (settings from config/env)."""
+import logging
+
+from aiohttp import web
+
+from ..config import load_settings
+from ..storage import open_store
+from .app import make_app
+from .service import Service
+
+
+def main():
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    svc = Service(settings, open_store(settings))
+    logging.getLogger("h5cloud.sn").info("%s on %s:%d with %d data nodes", svc.node_id,
+                                         settings.bind_address, settings.sn_port,
+                                         len(svc.nodes.urls))
+    web.run_app(make_app(svc), host=settings.bind_address, port=settings.sn_port,
+                print=None, access_log=None, shutdown_timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""What every SN handler needs, built once: settings, data nodes, auth, storage."""
+import time
+
+from aiohttp import web
+
+from ..core import acl as aclmod
+from ..core import ids
+from ..core.errors import BadRequest, Forbidden, Unauthorized
+from .auth import Authenticator, Caller
+from .nodes import DataNodes
+from .params import Target, target_of
+
+API_VERSION = "1.0.2"   # the HSDS release whose API and storage we serve
+COMPRESSORS = ["blosclz", "lz4", "lz4hc", "gzip", "zstd", "deflate"]
+
+
+class Service:
+    def __init__(self, settings, store, nodes: DataNodes | None = None):
+        self.settings = settings
+        self.store = store                      # read-only look-ups (listings)
+        self.nodes = nodes or DataNodes(settings.dn_urls)
+        self.auth = Authenticator(settings)
+        self.start_time = int(time.time())
+        self.node_id = settings.node_id or "sn-1"
+        self.in_flight = 0
+
+    # ---- documents through their owning DN ------------------------------
+
+    async def domain_doc(self, target: Target) -> dict:
+        return await self.nodes.get(target.bucket, ids.domain_key(target.path), target.qualified)
+
+    async def object_doc(self, bucket: str, obj_id: str) -> dict:
+        return await self.nodes.get(bucket, ids.object_key(obj_id), obj_id)
+
+    # ---- permissions -----------------------------------------------------
+
+    def require(self, caller: Caller, doc: dict, action: str):
+        """403 unless the domain's ACL lets the caller do action (admins always may)."""
+        if caller.admin:
+            return
+        if aclmod.is_allowed(doc.get("acls"), caller.user, caller.groups, action):
+            return
+        if caller.anonymous and action != "read":
+            raise Unauthorized("authentication required")
+        raise Forbidden(f"user {caller.user} is not allowed to {action} here")
+
+    def limits(self) -> dict:
+        s = self.settings
+        return {"min_chunk_size": s.min_chunk_size, "max_chunk_size": s.max_chunk_size,
+                "max_request_size": s.max_request_size,
+                "max_chunks_per_folder": s.max_chunks_per_folder}
+
+
+SERVICE = web.AppKey("service", Service)
+CALLER = "h5cloud.caller"
+
+
+def service(request) -> Service:
+    return request.app[SERVICE]
+
+
+def caller(request) -> Caller:
+    return request[CALLER]
+
+
+def href(request, target: Target | None, path: str, with_domain=True) -> str:
+    svc = service(request)
+    base = svc.settings.hsds_endpoint or f"{request.scheme}://{request.host}"
+    url = base.rstrip("/") + path
+    if with_domain and target and target.path and target.by_query:
+        url += f"?domain={target.path}"
+    return url
+
+
+async def load_domain(request, target: Target, action: str = "read") -> dict:
+    """The domain document, after the caller's ACL check for action."""
+    svc = service(request)
+    doc = await svc.domain_doc(target)
+    svc.require(caller(request), doc, action)
+    return doc
+
+
+async def require_domain(request, action: str = "read") -> tuple[Target, dict]:
+    """For object routes: a domain (not a folder) the caller may act on."""
+    svc = service(request)
+    target = target_of(request, svc.settings.bucket_name)
+    if target.path is None:
+        raise BadRequest("no domain given")
+    doc = await load_domain(request, target, action)
+    if "root" not in doc:
+        raise BadRequest(f"{target.path} is a folder, not a domain")
+    return target, doc

@@ -1,0 +1,125 @@
+"""POSIX storage: bucket B is the folder ROOT_DIR/B, key K the file ROOT_DIR/B/K.
+
+Writes go to a temp file outside every bucket (ROOT_DIR/.h5cloud-tmp) and are
+renamed into place, so readers never see half an object and nothing stray
+lands under a dataset's folder (HSDS reads any file there as a chunk).
+Blocking file calls run in the default thread pool.
+"""
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from ..core.errors import NotFound
+from .base import Store, check_bucket, check_key
+
+TMP_DIR = ".h5cloud-tmp"
+
+
+class PosixStore(Store):
+    def __init__(self, root_dir: str):
+        self.root = Path(root_dir).resolve()
+        if not self.root.is_dir():
+            raise ValueError(f"ROOT_DIR is not a folder: {root_dir}")
+        self.tmp = self.root / TMP_DIR
+        self.tmp.mkdir(exist_ok=True)
+
+    def _bucket_dir(self, bucket: str) -> Path:
+        path = self.root / check_bucket(bucket)
+        if not path.is_dir():
+            raise NotFound(f"bucket not found: {bucket}")
+        return path
+
+    def _path(self, bucket: str, key: str) -> Path:
+        return self._bucket_dir(bucket) / check_key(key)
+
+    @staticmethod
+    async def _run(fn, *args):
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def get(self, bucket, key):
+        path = self._path(bucket, key)
+        data = await self._run(_read, path)
+        if data is None or (not data and key.endswith(".json")):
+            raise NotFound(f"key not found: {key}")
+        return data
+
+    async def get_range(self, bucket, key, offset, length):
+        data = await self._run(_read, self._path(bucket, key), offset, length)
+        if data is None:
+            raise NotFound(f"key not found: {key}")
+        return data
+
+    async def put(self, bucket, key, data):
+        await self._run(self._write, self._path(bucket, key), data)
+
+    def _write(self, path: Path, data: bytes):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.tmp)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    async def delete(self, bucket, key):
+        await self._run(_remove, self._path(bucket, key), self._bucket_dir(bucket))
+
+    async def exists(self, bucket, key):
+        path = self._path(bucket, key)
+        return await self._run(path.is_file)
+
+    async def list_keys(self, bucket, prefix):
+        base = self._bucket_dir(bucket)
+        for key in await self._run(_walk, base, prefix):
+            yield key
+
+    async def list_dirs(self, bucket, prefix):
+        base = self._bucket_dir(bucket)
+        folder = base / prefix if prefix else base
+        names = await self._run(_subdirs, folder)
+        for name in names:
+            yield f"{prefix}{name}/"
+
+
+def _read(path: Path, offset: int = 0, length: int = -1):
+    try:
+        with open(path, "rb") as f:
+            if offset:
+                f.seek(offset)
+            return f.read(length)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+
+
+def _remove(path: Path, bucket_dir: Path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    # like HSDS: drop the folder it leaves empty, one level only
+    if path.parent != bucket_dir:
+        try:
+            os.rmdir(path.parent)
+        except OSError:
+            pass
+
+
+def _subdirs(folder: Path):
+    try:
+        return sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _walk(base: Path, prefix: str):
+    # start at the deepest folder the prefix names, then filter by the full prefix
+    start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
+    keys = []
+    for dirpath, dirnames, filenames in os.walk(start):
+        rel = os.path.relpath(dirpath, base)
+        rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
+        keys.extend(rel + name for name in filenames if (rel + name).startswith(prefix))
+    return sorted(keys)
