@@ -7,12 +7,15 @@ Each process gets the caller's environment plus its own port and node id;
 pid and log files go to the run folder (sn.log, dn-001.log, ...).
 """
 import argparse
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +42,7 @@ class Cluster:
     def _spawn(self, stem: str, node_id: str, module: str, extra: dict):
         """Start one process; its log is <stem>.log and its pid <stem>.pid."""
         env = {**self.env, **extra, "NODE_ID": node_id, "PYTHONUNBUFFERED": "1"}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         with open(self.run_dir / f"{stem}.log", "ab") as log:
             proc = subprocess.Popen([sys.executable, "-m", module], env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -46,19 +50,25 @@ class Cluster:
         (self.run_dir / f"{stem}.pid").write_text(str(proc.pid))
         return proc
 
-    def start(self, timeout: float = 60.0):
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+    def spawn_dns(self) -> list:
         procs = []
         for i, port in enumerate(self.dn_ports):
             name = f"dn-{i + 1:03d}"
             procs.append(self._spawn(name, name, "server.dn.main", {"DN_PORT": str(port)}))
-        procs.append(self._spawn("sn", "sn-1", "server.sn.main", {
-            "SN_PORT": str(self.sn_port), "DN_URLS": ",".join(self.dn_urls)}))
+        return procs
+
+    def spawn_sn(self):
+        proc = self._spawn("sn", "sn-1", "server.sn.main", {
+            "SN_PORT": str(self.sn_port), "DN_URLS": ",".join(self.dn_urls)})
         (self.run_dir / "endpoint").write_text(self.endpoint)
+        return proc
+
+    def start(self, timeout: float = 60.0):
+        """Start the DNs and the SN; return once the SN says READY."""
+        procs = self.spawn_dns() + [self.spawn_sn()]
         deadline = time.time() + timeout
         while time.time() < deadline:
-            dead = [p for p in procs if p.poll() is not None]
-            if dead:
+            if any(p.poll() is not None for p in procs):
                 self.stop()
                 raise RuntimeError(f"a server process exited at start; see {self.run_dir}/*.log")
             if ready(self.endpoint):
@@ -77,6 +87,38 @@ def ready(endpoint: str) -> bool:
             return json.load(rsp).get("state") == "READY"
     except OSError:
         return False
+
+
+def make_home_folders(endpoint: str, admin: str, password: str, users) -> list:
+    """Create /home and /home/<user> (owned by the user) where missing; returns what was made."""
+    auth = "Basic " + base64.b64encode(f"{admin}:{password}".encode()).decode()
+    made = []
+    for path, owner in [("/home", admin)] + [(f"/home/{u}", u) for u in users]:
+        query = urllib.parse.urlencode({"domain": path})
+        get = urllib.request.Request(f"{endpoint}/?{query}", headers={"Authorization": auth})
+        try:
+            urllib.request.urlopen(get, timeout=10).close()
+            continue
+        except urllib.error.HTTPError as e:
+            if e.code not in (404, 410):
+                raise
+        body = json.dumps({"folder": True, "owner": owner}).encode()
+        put = urllib.request.Request(f"{endpoint}/?{query}", data=body, method="PUT",
+                                     headers={"Authorization": auth,
+                                              "Content-Type": "application/json"})
+        urllib.request.urlopen(put, timeout=10).close()
+        made.append(path)
+    return made
+
+
+def read_passwords(password_file: str) -> dict:
+    """user -> password from a 'user:password' file."""
+    pairs = {}
+    for line in Path(password_file).read_text().splitlines():
+        user, sep, password = line.strip().partition(":")
+        if sep and user and not user.startswith("#"):
+            pairs[user] = password.strip()
+    return pairs
 
 
 def _alive(pid: int) -> bool:
@@ -122,7 +164,7 @@ def stop(run_dir, timeout: float = 60.0) -> list:
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="h5cloud-launch", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=["start", "stop"])
+    parser.add_argument("action", choices=["start", "stop", "home"])
     parser.add_argument("--dn", type=int, default=None, help="number of data nodes")
     parser.add_argument("--run-dir", default="run")
     args = parser.parse_args(argv)
@@ -131,6 +173,14 @@ def main(argv=None):
         print("stopped: " + (", ".join(names) if names else "nothing was running"))
         return 0
     settings = load_settings()
+    if args.action == "home":
+        passwords = read_passwords(settings.password_file)
+        admin = settings.admin_user
+        users = [u for u in passwords if u != admin]
+        made = make_home_folders(f"http://127.0.0.1:{settings.sn_port}", admin,
+                                 passwords[admin], users)
+        print("created folders: " + (", ".join(made) if made else "none needed"))
+        return 0
     cluster = Cluster(args.run_dir, args.dn or settings.target_dn_count)
     cluster.start()
     print(f"h5cloud is serving at {cluster.endpoint} "

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the test suite: ./testall.sh [pytest args]
+# Sets itself up on a fresh machine: .venv with the package and its test extras,
+# and .venv-h5pyd024 with h5pyd 0.24.0 (the older client the tests also drive).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stamp=$(cat setup.cfg pyproject.toml | md5sum | cut -d' ' -f1)
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
+  echo "setting up .venv..."
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv/bin/python -m pip install -q -e '.[test]'
+  echo "$stamp" > .venv/.installed
+fi
+if ! .venv-h5pyd024/bin/python -c 'import h5pyd' >/dev/null 2>&1; then
+  echo "setting up .venv-h5pyd024 (h5pyd 0.24.0)..."
+  python3 -m venv .venv-h5pyd024
+  .venv-h5pyd024/bin/python -m pip install -q h5pyd==0.24.0
+fi
+exec .venv/bin/python -m pytest "$@"

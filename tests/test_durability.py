@@ -1,0 +1,67 @@
+"""Nothing acknowledged is lost: SIGTERM flushes every dirty object before exit."""
+import json
+import time
+import uuid
+
+import requests
+
+from conftest import cluster_env, make_home, start_cluster
+from server.core.ids import node_index, object_key
+
+U1 = ("test_user1", "test")
+
+
+def test_sigterm_flushes_dirty_objects_and_restart_serves_them(tmp_path):
+    # write-back that would wait ten minutes: only the shutdown flush can save it
+    env = cluster_env(tmp_path, "posix", S3_AGE_TIME=600, S3_SYNC_INTERVAL=600)
+    cluster = start_cluster(tmp_path, env)
+    make_home(cluster.endpoint)
+    domain = f"/home/test_user1/d{uuid.uuid4().hex[:8]}.h5"
+    rsp = requests.put(cluster.endpoint + "/", params={"domain": domain}, auth=U1, timeout=10)
+    assert rsp.status_code == 201
+    root = rsp.json()["root"]
+    # change the root group through its owning DN's dirty set (not written through)
+    owner = cluster.dn_urls[node_index(root, len(cluster.dn_urls))]
+    key = object_key(root)
+    doc = {"id": root, "root": root, "created": 1.0, "lastModified": 2.0, "links": {},
+           "attributes": {}, "marker": "dirty"}
+    rsp = requests.put(owner + "/meta", params={"bucket": "hsdstest", "key": key},
+                       json=doc, timeout=5)
+    assert rsp.status_code == 201
+    path = tmp_path / "data" / "hsdstest" / key
+    assert "marker" not in json.loads(path.read_text())
+
+    stopped = cluster.stop()
+    assert sorted(stopped) == ["dn-001", "dn-002", "sn"]
+    assert json.loads(path.read_text())["marker"] == "dirty"
+
+    cluster = start_cluster(tmp_path, env)
+    try:
+        rsp = requests.get(cluster.endpoint + "/", params={"domain": domain}, auth=U1, timeout=10)
+        assert rsp.status_code == 200 and rsp.json()["root"] == root
+        rsp = requests.get(f"{cluster.endpoint}/groups/{root}", params={"domain": domain},
+                           auth=U1, timeout=10)
+        assert rsp.status_code == 200
+    finally:
+        cluster.stop()
+
+
+def test_sn_answers_503_until_dns_are_up(tmp_path):
+    from server.launch import Cluster
+    env = cluster_env(tmp_path, "posix")
+    cluster = Cluster(tmp_path / "run", 2, env)
+    # start the SN alone, pointing at DNs that are not running
+    proc = cluster.spawn_sn()
+    try:
+        for _ in range(100):
+            try:
+                about = requests.get(cluster.endpoint + "/about", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        assert about.status_code == 200 and about.json()["state"] != "READY"
+        rsp = requests.get(cluster.endpoint + "/", params={"domain": "/home"}, auth=U1, timeout=5)
+        assert rsp.status_code == 503
+    finally:
+        cluster.stop()
+        proc.wait(10)
