@@ -22,7 +22,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # BIND_ADDRESS: listen on every interface inside the container (default 127.0.0.1).
 
 WORKDIR /app
-COPY setup.cfg pyproject.toml ./
+COPY setup.cfg pyproject.toml README.md ./
 COPY server/ ./server/
 COPY admin/ ./admin/
 RUN pip install --no-cache-dir /app \

@@ -50,7 +50,7 @@ if [ "$mode" = docker ]; then
   for i in $(seq 1 "$dn"); do urls="${urls:+$urls,}http://dn$i:6101"; services="$services dn$i"; done
   mkdir -p run && echo docker > run/mode
   # shellcheck disable=SC2086
-  DN_URLS=$urls ROOT_DIR=${ROOT_DIR:-$here/data} docker compose -f admin/docker/docker-compose.yml up -d --build $services
+  H5CLOUD_UID=$(id -u) H5CLOUD_GID=$(id -g) DN_URLS=$urls ROOT_DIR=${ROOT_DIR:-$here/data} docker compose -f admin/docker/docker-compose.yml up -d --build $services
   for _ in $(seq 1 300); do
     "$py" -c "import sys, server.launch as l; sys.exit(0 if l.ready('$endpoint') else 1)" && break
     sleep 0.2
