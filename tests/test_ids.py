@@ -1,7 +1,6 @@
 """server/core/ids.py against the facts in STORAGE.md §2 and the HSDS 1.0.2 fixture."""
 import json
 import re
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -9,7 +8,7 @@ from hypothesis import strategies as st
 
 from server.core import ids
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "hsds-1.0.2"
+from conftest import FIXTURE
 
 ROOT = "g-83d8d88d-2f87bd91-0b50-5005a7-0f3519"
 GROUP = "g-83d8d88d-2f87bd91-a2f7-ab16c1-583291"

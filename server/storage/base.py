@@ -54,7 +54,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_dirs(self, bucket: str, prefix: str) -> AsyncIterator[str]:
-        """The 'sub-folders' directly under prefix, each as '<prefix><name>/', sorted."""
+        """The 'sub-folders' directly under prefix, each as '<prefix><name>/', sorted by
+        name ('a/' before 'a-b/', whatever the backend's own order)."""
 
     async def close(self) -> None:
         pass

@@ -41,5 +41,6 @@ class MemoryStore(Store):
         for key in sorted(self._bucket(bucket)):
             if key.startswith(prefix) and "/" in key[len(prefix):]:
                 seen.add(prefix + key[len(prefix):].split("/", 1)[0] + "/")
-        for d in sorted(seen):
+        # by name, as POSIX lists them ('a/' before 'a-b/'): callers page with name markers
+        for d in sorted(seen, key=lambda d: d[:-1]):
             yield d

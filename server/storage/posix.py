@@ -6,6 +6,7 @@ lands under a dataset's folder (HSDS reads any file there as a chunk).
 Blocking file calls run in the default thread pool.
 """
 import asyncio
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +15,10 @@ from ..core.errors import NotFound
 from .base import Store, check_bucket, check_key
 
 TMP_DIR = ".h5cloud-tmp"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+_FILE_MODE = 0o666 & ~_UMASK
+_WRITE_ATTEMPTS = 20
 
 
 class PosixStore(Store):
@@ -54,14 +59,24 @@ class PosixStore(Store):
         await self._run(self._write, self._path(bucket, key), data)
 
     def _write(self, path: Path, data: bytes):
-        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
         try:
+            os.fchmod(fd, _FILE_MODE)      # mkstemp makes 0600; objects are 0644 as HSDS's
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
-            os.replace(tmp, path)
+            # a concurrent delete of the folder's last file removes the folder
+            # (_remove); make it again and retry rather than fail the write
+            for attempt in range(_WRITE_ATTEMPTS):
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, path)
+                    return
+                except FileNotFoundError:
+                    if attempt == _WRITE_ATTEMPTS - 1:
+                        raise
         except BaseException:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     async def delete(self, bucket, key):

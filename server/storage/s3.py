@@ -105,9 +105,12 @@ class S3Store(Store):
                 yield item["Key"]
 
     async def list_dirs(self, bucket, prefix):
-        async for page in self._pages(bucket, prefix, "/"):
-            for item in page.get("CommonPrefixes", []):
-                yield item["Prefix"]
+        # S3 orders 'a-b/' before 'a/' (byte order of the whole prefix); sort by name
+        # instead, as POSIX does, so the order agrees with name comparisons (Marker paging)
+        dirs = [item["Prefix"] async for page in self._pages(bucket, prefix, "/")
+                for item in page.get("CommonPrefixes", [])]
+        for d in sorted(dirs, key=lambda d: d[:-1]):
+            yield d
 
     async def close(self):
         await self._stack.aclose()
