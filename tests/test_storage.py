@@ -274,6 +274,16 @@ def test_list_keys(backend):
     backend.run(body)
 
 
+def test_list_sizes(backend):
+    async def body(store, bucket):
+        await _fill(store, bucket)
+        got = [item async for item in store.list_sizes(bucket, "db/a/")]
+        assert [k for k, _ in got] == await keys_of(store, bucket, "db/a/")
+        for key, size in got:
+            assert size == len(await store.get(bucket, key))
+    backend.run(body)
+
+
 def test_list_keys_is_sorted_across_folders(backend):
     async def body(store, bucket):
         await _fill(store, bucket)

@@ -1,13 +1,18 @@
 """Changes to stored JSON documents, applied by the owning data node.
 
-Each op is a pure function (doc, args) -> (changed, result) that edits doc in
-place. The DN applies it while no other change to that document can run, so
-read-modify-write races between requests do not exist. New ops register here.
+Each op is a pure function (doc, args, memo) -> (changed, result). It checks
+everything first and only then edits doc in place, so a refused request leaves
+the document as it was. The DN runs one op at a time per document, so
+read-modify-write races between requests do not exist. `memo` is the DN's
+in-memory companion of the document (names deleted lately, for 410 answers).
+Read-only ops (changed=False) answer questions that need that memo.
 """
 from . import clock
 from .acl import entry
+from .errors import Conflict, Gone, NotFound
 
 OPS = {}
+MAX_DRIFT = 300.0      # seconds a client-supplied `created` may differ from ours
 
 
 def op(fn):
@@ -15,8 +20,35 @@ def op(fn):
     return fn
 
 
+def apply(name: str, doc: dict, args: dict, memo: dict):
+    return OPS[name](doc, args, memo)
+
+
+def _stamp(given) -> float:
+    now = clock.now()
+    if isinstance(given, (int, float)) and not isinstance(given, bool) \
+            and abs(given - now) <= MAX_DRIFT:
+        return float(given)
+    return now
+
+
+def _find(items: dict, names, deleted: set, what: str) -> list:
+    """The named items in order; 410 for a deleted name, 404 for an unknown one."""
+    out = []
+    for name in names:
+        if name in items:
+            out.append((name, items[name]))
+        elif name in deleted:
+            raise Gone(f"{what} {name} has been deleted")
+        else:
+            raise NotFound(f"{what} {name} not found")
+    return out
+
+
+# ---- domains ------------------------------------------------------------------
+
 @op
-def set_acl(doc: dict, args: dict):
+def set_acl(doc, args, memo):
     """Create or change one user's ACL entry; it records the bucket/domain (HSDS does)."""
     acls = doc.setdefault("acls", {})
     current = acls.setdefault(args["user"], entry(False))
@@ -26,5 +58,128 @@ def set_acl(doc: dict, args: dict):
     return True, {}
 
 
-def apply(name: str, doc: dict, args: dict):
-    return OPS[name](doc, args)
+# ---- links --------------------------------------------------------------------
+
+_LINK_KEYS = ("class", "id", "h5path", "h5domain", "file")
+
+
+def same_link(a: dict, b: dict) -> bool:
+    def target(link):
+        t = {k: link.get(k) for k in _LINK_KEYS}
+        t["h5domain"] = t["h5domain"] or t.pop("file")   # 1.0.2 writes either key
+        t.pop("file", None)
+        return t
+    return target(a) == target(b)
+
+
+@op
+def add_links(doc, args, memo):
+    """args.links: title -> link (validated). 409 if a title holds another link;
+    an identical one is left alone. Result: how many were new."""
+    links = doc.setdefault("links", {})
+    new = {}
+    for title, link in args["links"].items():
+        old = links.get(title)
+        if old is None:
+            new[title] = link
+        elif not same_link(old, link):
+            raise Conflict(f"link {title} already exists")
+    deleted = memo.get("links_deleted", set())
+    for title, link in new.items():
+        links[title] = {**link, "created": _stamp(link.get("created"))}
+        deleted.discard(title)
+    if new:
+        doc["lastModified"] = clock.now()
+    return bool(new), {"new": len(new)}
+
+
+@op
+def get_links(doc, args, memo):
+    found = _find(doc.get("links") or {}, args["titles"], memo.get("links_deleted", ()), "link")
+    return False, {"links": [{**link, "title": title} for title, link in found]}
+
+
+@op
+def delete_links(doc, args, memo):
+    """Delete every named link; names deleted before are skipped, unknown ones 404
+    (checked before anything is removed)."""
+    links = doc.get("links") or {}
+    deleted = memo.setdefault("links_deleted", set())
+    present = [t for t in args["titles"] if t in links]
+    for title in args["titles"]:
+        if title not in links and title not in deleted:
+            raise NotFound(f"link {title} not found")
+    for title in present:
+        del links[title]
+        deleted.add(title)
+    if present:
+        doc["lastModified"] = clock.now()
+    return bool(present), {}
+
+
+# ---- attributes ---------------------------------------------------------------
+
+def same_attribute(a: dict, b: dict) -> bool:
+    return all(a.get(k) == b.get(k) for k in ("type", "shape", "value", "encoding"))
+
+
+@op
+def put_attributes(doc, args, memo):
+    """args.attributes: name -> {type, shape, value[, encoding][, created]} (validated);
+    args.replace: overwrite a different one (keeping its `created`), else 409."""
+    attrs = doc.setdefault("attributes", {})
+    new = {}
+    for name, attr in args["attributes"].items():
+        old = attrs.get(name)
+        if old is not None and same_attribute(old, attr):
+            continue
+        if old is not None and not args.get("replace"):
+            raise Conflict(f"attribute {name} already exists")
+        new[name] = attr
+    deleted = memo.get("attrs_deleted", set())
+    for name, attr in new.items():
+        old = attrs.get(name)
+        stored = {k: v for k, v in attr.items() if k != "created"}
+        stored["created"] = old["created"] if old and "created" in old \
+            else _stamp(attr.get("created"))
+        attrs[name] = stored
+        deleted.discard(name)
+    if new:
+        doc["lastModified"] = clock.now()
+    return bool(new), {"new": len(new)}
+
+
+@op
+def get_attributes(doc, args, memo):
+    found = _find(doc.get("attributes") or {}, args["names"],
+                  memo.get("attrs_deleted", ()), "attribute")
+    return False, {"attributes": [{**attr, "name": name} for name, attr in found]}
+
+
+@op
+def delete_attributes(doc, args, memo):
+    attrs = doc.get("attributes") or {}
+    deleted = memo.setdefault("attrs_deleted", set())
+    for name in args["names"]:
+        if name not in attrs and name not in deleted:
+            raise NotFound(f"attribute {name} not found")
+    present = [n for n in args["names"] if n in attrs]
+    for name in present:
+        del attrs[name]
+        deleted.add(name)
+    if present:
+        doc["lastModified"] = clock.now()
+    return bool(present), {}
+
+
+@op
+def set_attribute_value(doc, args, memo):
+    """Replace one attribute's value (type and shape stay)."""
+    (name, attr), = _find(doc.get("attributes") or {}, [args["name"]],
+                          memo.get("attrs_deleted", ()), "attribute")
+    attr["value"] = args["value"]
+    attr.pop("encoding", None)
+    if args.get("encoding"):
+        attr["encoding"] = args["encoding"]
+    doc["lastModified"] = clock.now()
+    return True, {}

@@ -20,10 +20,12 @@ MAX_TOMBSTONES = 100_000
 
 
 class _Entry:
-    __slots__ = ("doc", "size", "version")
+    """A cached document; memo holds in-memory state beside it (deleted link and
+    attribute names, for 410 answers) that is never written to storage."""
+    __slots__ = ("doc", "size", "version", "memo")
 
     def __init__(self, doc, size):
-        self.doc, self.size, self.version = doc, size, 0
+        self.doc, self.size, self.version, self.memo = doc, size, 0, {}
 
 
 def dumps(doc) -> bytes:
@@ -76,7 +78,7 @@ class DataNode:
             self._cache_bytes -= old.size
         entry = _Entry(doc, size)
         if old is not None:
-            entry.version = old.version + 1
+            entry.version, entry.memo = old.version + 1, old.memo
         self._cache[bk] = entry
         self._cache_bytes += size
         self._evict()
@@ -115,7 +117,7 @@ class DataNode:
         """Run a metaops change on one document; returns the op's result."""
         bk = (bucket, key)
         entry = await self._entry(bk)
-        changed, result = metaops.apply(name, entry.doc, args)
+        changed, result = metaops.apply(name, entry.doc, args, entry.memo)
         if changed:
             entry.version += 1
             await self._changed(bk, sync)

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from ..core.errors import Unavailable
 from ..web import error_middleware, json_response
-from . import domains, objects
+from . import attributes, domains, links, objects
 from .service import API_VERSION, CALLER, SERVICE, Service, service
 
 log = logging.getLogger("h5cloud.sn")
@@ -129,7 +129,34 @@ def make_app(svc: Service) -> web.Application:
     r.add_get("/acls", domains.get_acls)
     r.add_get("/acls/{user}", domains.get_acl)
     r.add_put("/acls/{user}", domains.put_acl)
-    r.add_get("/groups/{id}", objects.get_group)
+    r.add_post("/", objects.post_domain)
+    r.add_get("/groups", objects.list_collection)
+    r.add_post("/groups", objects.post_group)
+    r.add_get("/datatypes", objects.list_collection)
+    r.add_post("/datatypes", objects.post_datatype)
+    r.add_get("/datasets", objects.list_collection)
+    for col in ("groups", "datasets", "datatypes"):
+        r.add_get(f"/{col}/", objects.get_by_path)
+        r.add_get(f"/{col}/{{id}}", objects.get_object)
+        r.add_delete(f"/{col}/{{id}}", objects.delete_object)
+        base = f"/{col}/{{id}}/attributes"
+        r.add_get(base, attributes.list_attributes)
+        r.add_post(base, attributes.post_attributes)
+        r.add_put(base, attributes.put_attributes)
+        r.add_delete(base, attributes.delete_attributes)
+        r.add_get(base + "/{name}", attributes.get_attribute)
+        r.add_put(base + "/{name}", attributes.put_attribute)
+        r.add_delete(base + "/{name}", attributes.delete_attribute)
+        r.add_get(base + "/{name}/value", attributes.get_attribute_value)
+        r.add_put(base + "/{name}/value", attributes.put_attribute_value)
+    links_base = "/groups/{id}/links"
+    r.add_get(links_base, links.list_links)
+    r.add_post(links_base, links.post_links)
+    r.add_put(links_base, links.put_links)
+    r.add_delete(links_base, links.delete_links)
+    r.add_get(links_base + "/{title}", links.get_link)
+    r.add_put(links_base + "/{title}", links.put_link)
+    r.add_delete(links_base + "/{title}", links.delete_link)
     app.on_response_prepare.append(add_headers)
 
     tasks = []

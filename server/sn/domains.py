@@ -14,6 +14,7 @@ from ..core import clock, ids
 from ..core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from ..web import json_response, read_json
 from . import objects
+from .scan import scan
 from .params import Target, check_path, flag, int_param, parent_of, split_domain, target_of
 from .service import (API_VERSION, COMPRESSORS, caller, href, load_domain, require_domain,
                       service)
@@ -49,14 +50,6 @@ def summary(doc: dict) -> dict:
     return out
 
 
-def verbose_stats() -> dict:
-    # statistics come from domain scans (a later issue); report an empty scan
-    return {"num_groups": 0, "num_datasets": 0, "num_datatypes": 0, "num_chunks": 0,
-            "num_objects": 0, "allocated_bytes": 0, "metadata_bytes": 0,
-            "linked_bytes": 0, "num_linked_chunks": 0, "total_size": 0, "md5_sum": "",
-            "scan_info": {"allocated_bytes": 0, "scan_start": 0.0, "scan_complete": 0.0}}
-
-
 # ---- GET / ------------------------------------------------------------------
 
 async def get_domain(request):
@@ -65,20 +58,26 @@ async def get_domain(request):
     if target.path is None:
         return await list_domains(request, folder="/")
     doc = await load_domain(request, target)
-    body = summary(doc)
     q = request.query
+    if q.get("h5path"):
+        if "root" not in doc:
+            raise BadRequest(f"{target.path} is a folder")
+        body = await objects.domain_by_path(request, target, doc, q["h5path"])
+        body["hrefs"] = domain_hrefs(request, target, doc) + [
+            {"rel": "home", "href": href(request, target, "/")}]
+        return json_response(body)
+    body = summary(doc)
     if "root" in doc:
         body.update(limits=svc.limits(), compressors=COMPRESSORS, version=API_VERSION)
         if flag(q, "getdnids"):
             body["dn_ids"] = svc.nodes.ids
         if flag(q, "getobjs"):
             objs = await objects.collect(svc, target.bucket, doc["root"],
-                                         include_attrs=flag(q, "include_attrs"),
                                          limit=svc.settings.domain_req_max_objects_limit)
             if objs is not None:
                 body["domain_objs"] = objs
         if flag(q, "verbose"):
-            body.update(verbose_stats())
+            body.update(await scan(svc.store, target.bucket, doc["root"], doc))
     body["hrefs"] = domain_hrefs(request, target, doc)
     return json_response(body)
 
@@ -130,7 +129,9 @@ async def put_domain(request):
         root_id = await linked_root(request, target, linked, body)
         doc["root"] = root_id
     elif not is_folder:
-        root_id = ids.new_root_id()
+        root_id = body.get("root_id") or ids.new_root_id()   # h5pyd 1.0 may choose it
+        if not (ids.is_valid(root_id, "g") and ids.is_v2(root_id) and ids.is_root(root_id)):
+            raise BadRequest(f"invalid root_id: {root_id}")
         group = {"id": root_id, "root": root_id, "created": now, "lastModified": now,
                  "links": {}, "attributes": {}}
         props = (body.get("group") or {}).get("creationProperties") \
@@ -251,7 +252,7 @@ async def list_domains(request, folder: str):
                 continue
             item = {"name": name, **summary(doc)}
             if flag(q, "verbose") and "root" in doc:
-                item.update(verbose_stats())
+                item.update(await scan(svc.store, target.bucket, doc["root"], doc))
             item["hrefs"] = [{"rel": "domain", "href": href(request, None, "/") + f"?domain={name}"}]
             items.append(item)
             if limit is not None and len(items) >= limit:

@@ -49,8 +49,13 @@ class Store(abc.ABC):
         ...
 
     @abc.abstractmethod
-    def list_keys(self, bucket: str, prefix: str) -> AsyncIterator[str]:
-        """Every key under prefix, recursively, in lexicographic order."""
+    def list_sizes(self, bucket: str, prefix: str) -> AsyncIterator[tuple]:
+        """(key, size in bytes) of every key under prefix, recursively, in key order."""
+
+    async def list_keys(self, bucket: str, prefix: str) -> AsyncIterator[str]:
+        """Every key under prefix, recursively, in key order."""
+        async for key, _ in self.list_sizes(bucket, prefix):
+            yield key
 
     @abc.abstractmethod
     def list_dirs(self, bucket: str, prefix: str) -> AsyncIterator[str]:

@@ -31,10 +31,11 @@ class MemoryStore(Store):
     async def exists(self, bucket, key):
         return check_key(key) in self._bucket(bucket)
 
-    async def list_keys(self, bucket, prefix):
-        for key in sorted(self._bucket(bucket)):
+    async def list_sizes(self, bucket, prefix):
+        items = self._bucket(bucket)
+        for key in sorted(items):
             if key.startswith(prefix):
-                yield key
+                yield key, len(items[key])
 
     async def list_dirs(self, bucket, prefix):
         seen = set()

@@ -86,10 +86,10 @@ class PosixStore(Store):
         path = self._path(bucket, key)
         return await self._run(path.is_file)
 
-    async def list_keys(self, bucket, prefix):
+    async def list_sizes(self, bucket, prefix):
         base = self._bucket_dir(bucket)
-        for key in await self._run(_walk, base, prefix):
-            yield key
+        for item in await self._run(_walk, base, prefix):
+            yield item
 
     async def list_dirs(self, bucket, prefix):
         base = self._bucket_dir(bucket)
@@ -130,11 +130,25 @@ def _subdirs(folder: Path):
 
 
 def _walk(base: Path, prefix: str):
-    # start at the deepest folder the prefix names, then filter by the full prefix
+    """(key, size) under prefix: start at the deepest folder the prefix names,
+    then filter by the full prefix."""
     start = base / prefix.rsplit("/", 1)[0] if "/" in prefix else base
-    keys = []
-    for dirpath, dirnames, filenames in os.walk(start):
-        rel = os.path.relpath(dirpath, base)
-        rel = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        keys.extend(rel + name for name in filenames if (rel + name).startswith(prefix))
-    return sorted(keys)
+    items = []
+    stack = [start]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for e in entries:
+            if e.is_dir(follow_symlinks=False):
+                stack.append(e.path)
+                continue
+            key = os.path.relpath(e.path, base).replace(os.sep, "/")
+            if key.startswith(prefix):
+                try:
+                    items.append((key, e.stat().st_size))
+                except FileNotFoundError:     # deleted while we looked
+                    pass
+    return sorted(items)

@@ -99,10 +99,10 @@ class S3Store(Store):
                 raise NotFound(f"bucket not found: {bucket}") from None
             raise
 
-    async def list_keys(self, bucket, prefix):
+    async def list_sizes(self, bucket, prefix):
         async for page in self._pages(bucket, prefix, None):
             for item in page.get("Contents", []):
-                yield item["Key"]
+                yield item["Key"], item["Size"]
 
     async def list_dirs(self, bucket, prefix):
         # S3 orders 'a-b/' before 'a/' (byte order of the whole prefix); sort by name
