@@ -1,13 +1,20 @@
 """A bucket written by stock HSDS 1.0.2 is served unchanged (domains, folders, ACLs)."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import h5pyd
 import pytest
 import requests
 
-from conftest import FIXTURE, cluster_env, copy_fixture, start_cluster
+from conftest import FIXTURE, REPO, cluster_env, copy_fixture, start_cluster
+from server.core.ids import object_key
 
 U1 = ("test_user1", "test")
+H5PYD_024 = REPO / ".venv-h5pyd024" / "bin" / "python"
+CLIENT = Path(__file__).parent / "clients" / "h5pyd_fixture.py"
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +30,7 @@ def hsds_bucket(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("fixture")
     root = copy_fixture(tmp / "root")
     cluster = start_cluster(tmp, cluster_env(tmp, "posix", root_dir=root))
+    cluster.root_dir = root
     yield cluster
     cluster.stop()
 
@@ -69,3 +77,43 @@ def test_getobjs_walks_the_whole_domain(hsds_bucket, expected):
         assert "id" in obj and "lastModified" in obj
     root = objs[expected["root_id"]]
     assert set(root["attributes"]) == set(expected["objects"]["/"]["attributes"])
+
+
+@pytest.mark.parametrize("client", ["h5pyd-1.0.0", "h5pyd-0.24.0"])
+def test_every_group_link_attribute_and_type_reads_back(hsds_bucket, client):
+    python = sys.executable if client == "h5pyd-1.0.0" else str(H5PYD_024)
+    if not Path(python).exists():
+        pytest.skip("h5pyd 0.24.0 venv missing (./testall.sh creates it)")
+    proc = subprocess.run([python, str(CLIENT), hsds_bucket.endpoint,
+                           str(FIXTURE / "expected.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all ok" in proc.stdout
+
+
+def test_new_objects_have_the_keys_hsds_writes(hsds_bucket, expected):
+    """Objects h5cloud adds to the HSDS bucket carry the same JSON keys as HSDS's own."""
+    base = hsds_bucket.endpoint
+    params = {"domain": expected["domain"]}
+    rsp = requests.post(base + "/groups", params=params, auth=U1, timeout=10, json={
+        "link": {"id": expected["root_id"], "name": f"new{os.getpid()}"}})
+    assert rsp.status_code == 201
+    gid = rsp.json()["id"]
+    requests.put(f"{base}/groups/{gid}/attributes/a", params=params, auth=U1, timeout=10,
+                 json={"type": "H5T_STD_I64LE", "value": 3}).raise_for_status()
+    requests.put(f"{base}/groups/{gid}/links/s", params=params, auth=U1, timeout=10,
+                 json={"h5path": "/g1"}).raise_for_status()
+    rsp = requests.post(base + "/datatypes", params=params, auth=U1, timeout=10,
+                        json={"type": "H5T_IEEE_F32LE"})
+    tid = rsp.json()["id"]
+    requests.put(base + "/", params=params, auth=U1, timeout=10,
+                 json={"flush": 1}).raise_for_status()
+    bucket = hsds_bucket.root_dir / "hsdstest"
+    theirs = json.loads((bucket / expected["objects"]["/g1/g1.1/g1.1.1"]["key"]).read_text())
+    ours = json.loads((bucket / object_key(gid)).read_text())
+    assert list(ours) == list(theirs)
+    assert list(ours["attributes"]["a"]) == list(theirs["attributes"]["depth"])
+    assert set(ours["links"]["s"]) == {"class", "h5path", "created"}
+    their_type = json.loads((bucket / expected["objects"]["/types/ctype"]["key"]).read_text())
+    our_type = json.loads((bucket / object_key(tid)).read_text())
+    assert sorted(our_type) == sorted(their_type)

@@ -408,3 +408,19 @@ def _fixture_types():
 def test_fixture_types_normalize_unchanged(where, t):
     assert T.normalize_type(t) == t
     T.dtype_of(t)
+
+
+def test_for_clients_adds_the_other_enum_spelling():
+    from server.core.types import for_clients
+    members = {"class": "H5T_ENUM", "base": {"class": "H5T_INTEGER", "base": "H5T_STD_I8LE"},
+               "members": [{"name": "FALSE", "value": 0}, {"name": "TRUE", "value": 1}]}
+    shown = for_clients(members)
+    assert shown["mapping"] == {"FALSE": 0, "TRUE": 1} and shown["members"] == members["members"]
+    assert "mapping" not in members                              # the stored one is untouched
+    nested = {"class": "H5T_COMPOUND", "fields": [{"name": "b", "type": members}]}
+    assert for_clients(nested)["fields"][0]["type"]["mapping"] == {"FALSE": 0, "TRUE": 1}
+    plain = {"class": "H5T_INTEGER", "base": "H5T_STD_I32LE"}
+    assert for_clients(plain) is plain
+    mapping = {"class": "H5T_ENUM", "base": {"class": "H5T_INTEGER", "base": "H5T_STD_I16LE"},
+               "mapping": {"A": 1}}
+    assert for_clients(mapping)["members"] == [{"name": "A", "value": 1}]

@@ -249,6 +249,30 @@ def enum_mapping(t: dict) -> dict:
     return out
 
 
+def for_clients(t):
+    """A stored type as responses show it: an enum given only as h5pyd 1.0's `members`
+    also gets the `mapping` h5pyd 0.24 requires (and the reverse), so a bucket written
+    by either client reads with the other. Unchanged types are returned as they are."""
+    if isinstance(t, list):
+        out = [for_clients(x) for x in t]
+        return t if all(a is b for a, b in zip(out, t)) else out
+    if not isinstance(t, dict):
+        return t
+    out = t
+    for key in ("base", "fields", "type"):
+        if key in t:
+            sub = for_clients(t[key])
+            if sub is not t[key]:
+                out = out if out is not t else dict(t)
+                out[key] = sub
+    if t.get("class") == "H5T_ENUM" and ("mapping" in t) != ("members" in t):
+        out = out if out is not t else dict(t)
+        mapping = enum_mapping(t)
+        out["mapping"] = mapping
+        out["members"] = [{"name": n, "value": v} for n, v in mapping.items()]
+    return out
+
+
 # ---- type info (cached) -----------------------------------------------------
 
 class TypeInfo:

@@ -91,7 +91,8 @@ def _nan_to_null(value):
 
 def public_attribute(name: str, attr: dict, q, include_data=True) -> dict:
     """An attribute as GET shows it, honouring encoding=base64 and ignore_nan."""
-    out = {"name": name, "type": attr.get("type"), "shape": attr.get("shape")}
+    out = {"name": name, "type": types.for_clients(attr.get("type")),
+           "shape": attr.get("shape")}
     if include_data:
         out.update(render_value(attr, q))
     out["created"] = attr.get("created")

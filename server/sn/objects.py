@@ -106,6 +106,9 @@ async def collect(svc, bucket: str, root_id: str, limit=500):
     out = {}
     for obj_id, doc in found.items():
         entry = dict(doc)
+        if "type" in doc:
+            entry["type"] = types.for_clients(doc["type"])
+        entry["attributes"] = client_attributes(doc.get("attributes") or {})
         if obj_id[0] == "g":
             entry["links"] = client_links(doc.get("links") or {})
             entry["linkCount"] = len(doc.get("links") or {})
@@ -156,6 +159,14 @@ def client_links(links: dict) -> dict:
     return out
 
 
+def client_attributes(attrs: dict) -> dict:
+    out = {}
+    for name, attr in attrs.items():
+        shown = types.for_clients(attr.get("type"))
+        out[name] = attr if shown is attr.get("type") else {**attr, "type": shown}
+    return out
+
+
 def public_json(doc: dict, target, include_links=False, include_attrs=False) -> dict:
     """An object document as GET returns it."""
     kind = doc["id"][0]
@@ -164,7 +175,7 @@ def public_json(doc: dict, target, include_links=False, include_attrs=False) -> 
     if kind == "g":
         out["linkCount"] = len(doc.get("links") or {})
     else:
-        out["type"] = doc.get("type")
+        out["type"] = types.for_clients(doc.get("type"))
     if kind == "d":
         out["shape"] = doc.get("shape")
         props = doc.get("creationProperties") or {}
@@ -176,7 +187,7 @@ def public_json(doc: dict, target, include_links=False, include_attrs=False) -> 
     if include_links and kind == "g":
         out["links"] = client_links(doc.get("links") or {})
     if include_attrs:
-        out["attributes"] = doc.get("attributes") or {}
+        out["attributes"] = client_attributes(doc.get("attributes") or {})
     out["domain"] = target.path
     out["bucket"] = target.bucket
     return out
@@ -385,11 +396,17 @@ async def create_object(svc, target, domain_doc, prefix: str, fields: dict, plac
             raise BadRequest(f"invalid id for a new object: {obj_id}")
     obj_id = obj_id or ids.new_object_id(prefix, root)
     now = clock.now()
+    # keys in HSDS's order: id, root, created, lastModified, links | type, shape,
+    # attributes, creationProperties
     doc = {"id": obj_id, "root": root, "created": now, "lastModified": now}
     if prefix == "g":
         doc["links"] = {}
+    fields = dict(fields)
+    for key in ("type", "shape"):
+        if key in fields:
+            doc[key] = fields.pop(key)
+    doc["attributes"] = fields.pop("attributes", None) or {}
     doc.update(fields)
-    doc["attributes"] = doc.get("attributes") or {}
     await svc.nodes.put(target.bucket, ids.object_key(obj_id), doc, obj_id,
                         exclusive=True, sync=True)
     if place is not None:
@@ -409,7 +426,7 @@ def created_json(doc: dict) -> dict:
     if doc["id"][0] == "g":
         out["linkCount"] = len(doc.get("links") or {})
     else:
-        out["type"] = doc.get("type")
+        out["type"] = types.for_clients(doc.get("type"))
     if doc["id"][0] == "d":
         out["shape"] = doc.get("shape")
     return out
