@@ -6,7 +6,7 @@ import uuid
 import requests
 
 from conftest import cluster_env, make_home, start_cluster
-from server.core.ids import node_index, object_key
+from server.core.ids import object_key
 
 U1 = ("test_user1", "test")
 
@@ -20,27 +20,31 @@ def test_sigterm_flushes_dirty_objects_and_restart_serves_them(tmp_path):
     rsp = requests.put(cluster.endpoint + "/", params={"domain": domain}, auth=U1, timeout=10)
     assert rsp.status_code == 201
     root = rsp.json()["root"]
-    # change the root group through its owning DN's dirty set (not written through)
-    owner = cluster.dn_urls[node_index(root, len(cluster.dn_urls))]
-    key = object_key(root)
-    doc = {"id": root, "root": root, "created": 1.0, "lastModified": 2.0, "links": {},
-           "attributes": {}, "marker": "dirty"}
-    rsp = requests.put(owner + "/meta", params={"bucket": "hsdstest", "key": key},
-                       json=doc, timeout=5)
+    # changes that wait in the DNs' dirty sets (not written through)
+    params = {"domain": domain}
+    rsp = requests.put(f"{cluster.endpoint}/groups/{root}/attributes/note", params=params,
+                       auth=U1, json={"type": "H5T_STD_I32LE", "value": 7}, timeout=10)
     assert rsp.status_code == 201
-    path = tmp_path / "data" / "hsdstest" / key
-    assert "marker" not in json.loads(path.read_text())
+    rsp = requests.post(cluster.endpoint + "/groups", params=params, auth=U1, timeout=10,
+                        json={"link": {"id": root, "name": "g"}})
+    assert rsp.status_code == 201
+    path = tmp_path / "data" / "hsdstest" / object_key(root)
+    assert json.loads(path.read_text())["attributes"] == {}      # not written yet
 
     stopped = cluster.stop()
     assert sorted(stopped) == ["dn-001", "dn-002", "sn"]
-    assert json.loads(path.read_text())["marker"] == "dirty"
+    stored = json.loads(path.read_text())
+    assert stored["attributes"]["note"]["value"] == 7 and "g" in stored["links"]
 
     cluster = start_cluster(tmp_path, env)
     try:
         rsp = requests.get(cluster.endpoint + "/", params={"domain": domain}, auth=U1, timeout=10)
         assert rsp.status_code == 200 and rsp.json()["root"] == root
-        rsp = requests.get(f"{cluster.endpoint}/groups/{root}", params={"domain": domain},
-                           auth=U1, timeout=10)
+        rsp = requests.get(f"{cluster.endpoint}/groups/{root}/attributes/note",
+                           params={"domain": domain}, auth=U1, timeout=10)
+        assert rsp.status_code == 200 and rsp.json()["value"] == 7
+        rsp = requests.get(f"{cluster.endpoint}/groups/{root}/links/g",
+                           params={"domain": domain}, auth=U1, timeout=10)
         assert rsp.status_code == 200
     finally:
         cluster.stop()

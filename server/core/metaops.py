@@ -10,6 +10,7 @@ Read-only ops (changed=False) answer questions that need that memo.
 from . import clock
 from .acl import entry
 from .errors import Conflict, Gone, NotFound
+from .types import for_clients
 
 OPS = {}
 MAX_DRIFT = 300.0      # seconds a client-supplied `created` may differ from ours
@@ -120,7 +121,10 @@ def delete_links(doc, args, memo):
 # ---- attributes ---------------------------------------------------------------
 
 def same_attribute(a: dict, b: dict) -> bool:
-    return all(a.get(k) == b.get(k) for k in ("type", "shape", "value", "encoding"))
+    # types compare as clients see them: an enum re-sent with both spellings
+    # (types.for_clients) is the same type as the stored one
+    return for_clients(a.get("type")) == for_clients(b.get("type")) and \
+        all(a.get(k) == b.get(k) for k in ("shape", "value", "encoding"))
 
 
 @op
