@@ -1,35 +1,31 @@
-"""A data node: the one writer of the documents whose ids hash to it.
+"""A data node: the one writer of the documents and chunks whose ids hash to it.
 
-It keeps an LRU cache of JSON documents, applies changes to them one at a
-time, and writes changed ("dirty") documents back to storage once they have
-been quiet for s3_age_time — or at once when asked (`sync`) — and all of them
-on flush and on shutdown. Everything here is plain async Python; app.py puts
-HTTP in front of it and lambda_app can call it in-process.
+Documents and chunks live in two write-back caches (cache.py). A document change
+is a core.metaops op applied while no other change to it can run; chunk reads and
+writes are in chunks.py. Dirty entries reach storage once quiet for s3_age_time,
+at once when asked (`sync`), and all of them on flush and on shutdown. Plain
+async Python: app.py puts HTTP in front of it; lambda_app can call it in-process.
 """
 import asyncio
 import json
 import logging
-import time
-from collections import OrderedDict
 
 from ..core import metaops
 from ..core.errors import Conflict, Gone, NotFound
+from .cache import WriteBackCache
 
 log = logging.getLogger("h5cloud.dn")
-MAX_TOMBSTONES = 100_000
-
-
-class _Entry:
-    """A cached document; memo holds in-memory state beside it (deleted link and
-    attribute names, for 410 answers) that is never written to storage."""
-    __slots__ = ("doc", "size", "version", "memo")
-
-    def __init__(self, doc, size):
-        self.doc, self.size, self.version, self.memo = doc, size, 0, {}
 
 
 def dumps(doc) -> bytes:
     return json.dumps(doc).encode("utf-8")
+
+
+async def _decode_doc(data: bytes) -> dict:
+    try:
+        return {"value": json.loads(data), "encode": dumps}
+    except ValueError:
+        raise NotFound("unreadable object") from None
 
 
 class DataNode:
@@ -37,161 +33,86 @@ class DataNode:
         self.store = store
         self.settings = settings
         self.node_id = node_id
-        self._cache: OrderedDict = OrderedDict()   # (bucket, key) -> _Entry
-        self._cache_bytes = 0
-        self._dirty: dict = {}                     # (bucket, key) -> first dirty time
-        self._loading: dict = {}                   # (bucket, key) -> Future
-        self._writing: dict = {}                   # (bucket, key) -> Future
-        self._tombstones: OrderedDict = OrderedDict()
+        self.docs = WriteBackCache(store, settings.metadata_mem_cache_size, "metadata")
+        self.chunks = WriteBackCache(store, settings.chunk_mem_cache_size, "chunks")
         self._flusher = None
+        self._background: set = set()
 
-    # ---- reads -----------------------------------------------------------
+    # ---- documents ---------------------------------------------------------
 
-    async def _entry(self, bk) -> _Entry:
-        """The cached entry, loading it once even when many requests ask at once."""
-        entry = self._cache.get(bk)
-        if entry is not None:
-            self._cache.move_to_end(bk)
-            return entry
-        if bk in self._tombstones:
-            raise Gone(f"{bk[1]} has been deleted")
-        pending = self._loading.get(bk)
-        if pending is None:
-            pending = asyncio.ensure_future(self._load(bk))
-            self._loading[bk] = pending
-            pending.add_done_callback(lambda _: self._loading.pop(bk, None))
-        return await asyncio.shield(pending)
-
-    async def _load(self, bk) -> _Entry:
-        data = await self.store.get(*bk)
-        if bk in self._cache:          # created while we were reading
-            return self._cache[bk]
-        try:
-            doc = json.loads(data)
-        except ValueError:
-            raise NotFound(f"unreadable object: {bk[1]}") from None
-        return self._insert(bk, doc, len(data))
-
-    def _insert(self, bk, doc, size) -> _Entry:
-        old = self._cache.pop(bk, None)
-        if old is not None:
-            self._cache_bytes -= old.size
-        entry = _Entry(doc, size)
-        if old is not None:
-            entry.version, entry.memo = old.version + 1, old.memo
-        self._cache[bk] = entry
-        self._cache_bytes += size
-        self._evict()
-        return entry
-
-    def _evict(self):
-        limit = self.settings.metadata_mem_cache_size
-        if self._cache_bytes <= limit:
-            return
-        for bk in list(self._cache):
-            if self._cache_bytes <= limit:
-                break
-            if bk in self._dirty or bk in self._writing:
-                continue
-            self._cache_bytes -= self._cache.pop(bk).size
+    async def _doc(self, bk):
+        return await self.docs.get(bk, _decode_doc)
 
     async def get(self, bucket: str, key: str) -> dict:
-        return (await self._entry((bucket, key))).doc
-
-    # ---- changes ---------------------------------------------------------
+        return (await self._doc((bucket, key))).value
 
     async def put(self, bucket: str, key: str, doc: dict, exclusive=False, sync=False):
         """Store a whole document; with exclusive, 409 if it already exists."""
         bk = (bucket, key)
         if exclusive:
             try:
-                await self._entry(bk)
+                await self._doc(bk)
                 raise Conflict(f"{key} already exists")
             except (NotFound, Gone):
                 pass
-        self._tombstones.pop(bk, None)
-        self._insert(bk, doc, len(dumps(doc)))
-        await self._changed(bk, sync)
+        self.docs.insert(bk, doc, dumps, stored=False, size=len(dumps(doc)))
+        await self._changed(self.docs, bk, sync)
 
     async def apply(self, bucket: str, key: str, name: str, args: dict, sync=False):
         """Run a metaops change on one document; returns the op's result."""
         bk = (bucket, key)
-        entry = await self._entry(bk)
-        changed, result = metaops.apply(name, entry.doc, args, entry.memo)
+        entry = await self._doc(bk)
+        changed, result = metaops.apply(name, entry.value, args, entry.memo)
         if changed:
-            entry.version += 1
-            await self._changed(bk, sync)
+            await self._changed(self.docs, bk, sync)
         return result
 
-    async def _changed(self, bk, sync):
-        self._dirty.setdefault(bk, time.monotonic())
+    async def _changed(self, cache, bk, sync):
+        cache.changed(bk)
         if sync:
-            await self._write(bk)
+            await cache.write(bk)
 
     async def delete(self, bucket: str, key: str):
         """Remove a document now; later reads of it answer 410."""
         bk = (bucket, key)
-        await self._entry(bk)          # NotFound / Gone if there is nothing to delete
-        await self._forget(bk)
+        await self._doc(bk)            # NotFound / Gone if there is nothing to delete
+        await self.docs.forget(bk)
         await self.store.delete(bucket, key)
-        self._tombstone(bk)
-
-    async def _forget(self, bk):
-        while bk in self._writing:
-            await asyncio.shield(self._writing[bk])
-        self._dirty.pop(bk, None)
-        entry = self._cache.pop(bk, None)
-        if entry is not None:
-            self._cache_bytes -= entry.size
-
-    def _tombstone(self, bk):
-        self._tombstones[bk] = True
-        while len(self._tombstones) > MAX_TOMBSTONES:
-            self._tombstones.popitem(last=False)
 
     async def drop_prefix(self, bucket: str, prefix: str, purge=False):
-        """Forget every document under prefix (a deleted domain); with purge,
-        also delete its keys from storage."""
-        for bk in [bk for bk in self._cache if bk[0] == bucket and bk[1].startswith(prefix)]:
-            await self._forget(bk)
-            self._tombstone(bk)
+        """Forget every document and chunk under prefix (a deleted domain or dataset);
+        with purge, also delete its keys from storage (in the background)."""
+        await self.docs.forget_prefix(bucket, prefix)
+        await self.chunks.forget_prefix(bucket, prefix)
         if purge:
-            keys = [k async for k in self.store.list_keys(bucket, prefix)]
-            await _gather_limited([self.store.delete(bucket, k) for k in keys], 16)
+            task = asyncio.ensure_future(self._purge(bucket, prefix))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
-    # ---- write-back ------------------------------------------------------
+    async def _purge(self, bucket, prefix):
+        keys = [k async for k in self.store.list_keys(bucket, prefix)]
+        sem = asyncio.Semaphore(16)
 
-    async def _write(self, bk):
-        while bk in self._writing:
-            await asyncio.shield(self._writing[bk])
-        entry = self._cache.get(bk)
-        if entry is None or bk not in self._dirty:
-            return
-        done = asyncio.get_running_loop().create_future()
-        self._writing[bk] = done
-        version = entry.version
-        try:
-            data = dumps(entry.doc)
-            await self.store.put(bk[0], bk[1], data)
-            if entry.version == version and self._cache.get(bk) is entry:
-                self._dirty.pop(bk, None)
-        finally:
-            del self._writing[bk]
-            done.set_result(None)
+        async def one(key):
+            async with sem:
+                await self.store.delete(bucket, key)
+
+        await asyncio.gather(*(one(k) for k in keys), return_exceptions=True)
+        log.info("purged %d keys under %s/%s", len(keys), bucket, prefix)
+
+    # ---- write-back ----------------------------------------------------------
 
     async def flush(self, min_age: float = 0.0):
-        """Write every dirty document that has been dirty for at least min_age seconds."""
-        cutoff = time.monotonic() - min_age
-        due = [bk for bk, since in self._dirty.items() if since <= cutoff]
-        results = await _gather_limited([self._write(bk) for bk in due], 32, return_exceptions=True)
-        errors = [r for r in results if isinstance(r, Exception)]
-        for err in errors:
-            log.error("write-back failed: %s", err)
-        return len(due) - len(errors), errors
+        written, errors = 0, []
+        for cache in (self.docs, self.chunks):
+            n, errs = await cache.flush(min_age)
+            written += n
+            errors += errs
+        return written, errors
 
     @property
     def dirty_count(self) -> int:
-        return len(self._dirty)
+        return self.docs.dirty_count + self.chunks.dirty_count
 
     async def _flush_loop(self):
         interval = max(0.05, self.settings.s3_sync_interval)
@@ -214,25 +135,16 @@ class DataNode:
             except asyncio.CancelledError:
                 pass
         for attempt in range(5):
-            written, errors = await self.flush(0)
-            if not self._dirty:
+            await self.flush(0)
+            if not self.dirty_count:
                 break
             await asyncio.sleep(0.2 * (attempt + 1))
-        if self._dirty:
-            log.error("%d objects could not be written at shutdown", len(self._dirty))
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.dirty_count:
+            log.error("%d objects could not be written at shutdown", self.dirty_count)
         else:
             log.info("shutdown flush complete")
 
     def stats(self) -> dict:
-        return {"objects": len(self._cache), "bytes": self._cache_bytes,
-                "dirty": len(self._dirty), "tombstones": len(self._tombstones)}
-
-
-async def _gather_limited(coros, limit, return_exceptions=False):
-    sem = asyncio.Semaphore(limit)
-
-    async def run(c):
-        async with sem:
-            return await c
-
-    return await asyncio.gather(*(run(c) for c in coros), return_exceptions=return_exceptions)
+        return {"metadata": self.docs.stats(), "chunks": self.chunks.stats()}

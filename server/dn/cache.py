@@ -1,0 +1,194 @@
+"""A write-back cache over a Store: the DN keeps documents and chunks in two of them.
+
+Entries hold decoded values (a JSON document, a numpy chunk). A change marks an
+entry dirty; dirty entries are written back (encoded) once they have been quiet
+for a while, or when flushed, and are never evicted before that. Loads of one
+key are shared by concurrent requests; writes of one key never overlap, so an
+older version can not land after a newer one.
+"""
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+
+from ..core.errors import Gone, NotFound
+
+log = logging.getLogger("h5cloud.dn")
+MAX_TOMBSTONES = 100_000
+
+
+class Entry:
+    """A cached value. `encode(value) -> bytes` writes it back; `stored` says whether
+    storage holds a copy; `empty(value)` (chunks: all fill) says a never-stored value
+    need not be written; `memo` is in-memory state beside it (deleted link and
+    attribute names, for 410 answers) that is never written."""
+    __slots__ = ("value", "size", "version", "memo", "encode", "stored", "empty", "compress")
+
+    def __init__(self, value, size, encode, stored=True, empty=None, compress=None):
+        self.value, self.size, self.encode, self.stored = value, size, encode, stored
+        self.empty, self.compress = empty, compress
+        self.version, self.memo = 0, {}
+
+
+class WriteBackCache:
+    def __init__(self, store, limit_bytes: int, name: str):
+        self.store = store
+        self.limit = limit_bytes
+        self.name = name
+        self._entries: OrderedDict = OrderedDict()    # (bucket, key) -> Entry
+        self._bytes = 0
+        self._dirty: dict = {}                        # (bucket, key) -> first dirty time
+        self._loading: dict = {}
+        self._writing: dict = {}
+        self._tombstones: OrderedDict = OrderedDict()
+
+    # ---- reading ----------------------------------------------------------
+
+    def cached(self, bk) -> Entry | None:
+        return self._entries.get(bk)
+
+    async def get(self, bk, decode, missing=None) -> Entry:
+        """The entry for bk, loaded once however many ask. `await decode(bytes)` gives the
+        entry's fields ({value, encode[, empty, compress]}); when storage has no such key,
+        missing() gives them for a clean, never-stored entry (chunks read as fill);
+        without it, NotFound."""
+        entry = self._entries.get(bk)
+        if entry is not None:
+            self._entries.move_to_end(bk)
+            return entry
+        if bk in self._tombstones:
+            raise Gone(f"{bk[1]} has been deleted")
+        pending = self._loading.get(bk)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load(bk, decode, missing))
+            self._loading[bk] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(bk, None))
+        return await asyncio.shield(pending)
+
+    async def _load(self, bk, decode, missing) -> Entry:
+        try:
+            data = await self.store.get(*bk)
+        except NotFound:
+            if missing is None or bk in self._entries:
+                if bk in self._entries:
+                    return self._entries[bk]
+                raise
+            return self._entries.get(bk) or self.insert(bk, stored=False, **missing())
+        if bk in self._entries:           # created while we were reading
+            return self._entries[bk]
+        fields = await decode(data)
+        if bk in self._entries:
+            return self._entries[bk]
+        return self.insert(bk, stored=True, size=len(data), **fields)
+
+    # ---- changing -----------------------------------------------------------
+
+    def insert(self, bk, value, encode, stored=True, size=None, empty=None,
+               compress=None) -> Entry:
+        """Put a value in the cache (replacing any), clean; callers mark it dirty."""
+        old = self._entries.pop(bk, None)
+        if old is not None:
+            self._bytes -= old.size
+        entry = Entry(value, size if size is not None else _size_of(value), encode, stored,
+                      empty, compress)
+        if old is not None:
+            entry.version, entry.memo = old.version + 1, old.memo
+            entry.stored = entry.stored or old.stored
+        self._entries[bk] = entry
+        self._bytes += entry.size
+        self._tombstones.pop(bk, None)
+        self._evict()
+        return entry
+
+    def changed(self, bk):
+        """The entry's value was changed in place: it must be written back."""
+        self._entries[bk].version += 1
+        self._dirty.setdefault(bk, time.monotonic())
+
+    def is_dirty(self, bk) -> bool:
+        return bk in self._dirty
+
+    def _evict(self):
+        if self._bytes <= self.limit:
+            return
+        for bk in list(self._entries):
+            if self._bytes <= self.limit:
+                break
+            if bk in self._dirty or bk in self._writing or bk in self._loading:
+                continue
+            self._bytes -= self._entries.pop(bk).size
+
+    async def forget(self, bk, tombstone=True):
+        """Drop bk (waiting for a write of it in flight); later loads answer 410."""
+        while bk in self._writing:
+            await asyncio.shield(self._writing[bk])
+        self._dirty.pop(bk, None)
+        entry = self._entries.pop(bk, None)
+        if entry is not None:
+            self._bytes -= entry.size
+        if tombstone:
+            self._tombstones[bk] = True
+            while len(self._tombstones) > MAX_TOMBSTONES:
+                self._tombstones.popitem(last=False)
+
+    async def forget_prefix(self, bucket: str, prefix: str):
+        for bk in [bk for bk in self._entries if bk[0] == bucket and bk[1].startswith(prefix)]:
+            await self.forget(bk)
+
+    # ---- write-back -----------------------------------------------------------
+
+    async def write(self, bk):
+        while bk in self._writing:
+            await asyncio.shield(self._writing[bk])
+        entry = self._entries.get(bk)
+        if entry is None or bk not in self._dirty:
+            return
+        done = asyncio.get_running_loop().create_future()
+        self._writing[bk] = done
+        version = entry.version
+        try:
+            if entry.stored or entry.empty is None or not entry.empty(entry.value):
+                # encode (a snapshot) here; compress off the event loop
+                data = entry.encode(entry.value)
+                if entry.compress is not None:
+                    data = await asyncio.get_running_loop().run_in_executor(
+                        None, entry.compress, data)
+                await self.store.put(bk[0], bk[1], data)
+                entry.stored = True
+            if entry.version == version and self._entries.get(bk) is entry:
+                self._dirty.pop(bk, None)
+        finally:
+            del self._writing[bk]
+            done.set_result(None)
+
+    async def flush(self, min_age: float = 0.0, bucket: str | None = None):
+        """Write every entry dirty for at least min_age seconds (of one bucket, if given)."""
+        cutoff = time.monotonic() - min_age
+        due = [bk for bk, since in self._dirty.items()
+               if since <= cutoff and (bucket is None or bk[0] == bucket)]
+        sem = asyncio.Semaphore(32)
+
+        async def one(bk):
+            async with sem:
+                await self.write(bk)
+
+        results = await asyncio.gather(*(one(bk) for bk in due), return_exceptions=True)
+        errors = [r for r in results if isinstance(r, Exception)]
+        for err in errors:
+            log.error("%s write-back failed: %s", self.name, err)
+        return len(due) - len(errors), errors
+
+    @property
+    def dirty_count(self) -> int:
+        return len(self._dirty) + len(self._writing)
+
+    def stats(self) -> dict:
+        return {"entries": len(self._entries), "bytes": self._bytes,
+                "dirty": len(self._dirty), "limit": self.limit}
+
+
+def _size_of(value) -> int:
+    nbytes = getattr(value, "nbytes", None)
+    if nbytes is not None:
+        return int(nbytes)
+    return len(repr(value))
