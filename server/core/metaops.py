@@ -118,6 +118,20 @@ def delete_links(doc, args, memo):
     return bool(present), {}
 
 
+# ---- datasets -------------------------------------------------------------------
+
+@op
+def resize(doc, args, memo):
+    """Change a dataset's extent (body: shape, or extend + extend_dim); HSDS leaves
+    lastModified alone. Result: old and new dims and the grown region, if one."""
+    from .layout import resize_plan
+    new_dims, selection = resize_plan(doc["shape"], args["body"])
+    old = list(doc["shape"]["dims"])
+    doc["shape"]["dims"] = list(new_dims)
+    return old != list(new_dims), {"old_dims": old, "new_dims": list(new_dims),
+                                   "selection": selection}
+
+
 # ---- attributes ---------------------------------------------------------------
 
 def same_attribute(a: dict, b: dict) -> bool:

@@ -29,6 +29,9 @@ from server.core.types import type_info
 
 MAX_VLEN_ITEM = 1_000_000            # bytes of one variable-length item (§12.4)
 _ZERO_PREFIX = b"\x00\x00\x00\x00"
+# Between our own processes an unwritten variable-length element travels as length -1,
+# so it still reads as 0 (§11.8) until the chunk reaches storage (where it is empty).
+_UNWRITTEN_PREFIX = b"\xff\xff\xff\xff"
 _PREFIX = struct.Struct("<i")
 _CONVERT_ERRORS = (ValueError, TypeError, OverflowError)
 _SCALAR_KINDS = ("int", "float", "enum", "bool", "fstr", "vstr", "ref", "regref", "opaque")
@@ -427,7 +430,7 @@ def _nest(items, shape):
 # numpy <-> bytes
 # ============================================================================
 
-def to_bytes(arr, t, wire=True) -> bytes:
+def to_bytes(arr, t, wire=True, internal=False) -> bytes:
     """Binary form of an array of type t.
 
     Fixed-size types: C-order element bytes (§12.4, STORAGE.md §6.3).
@@ -435,7 +438,8 @@ def to_bytes(arr, t, wire=True) -> bytes:
     every variable-length item (§12.4, STORAGE.md §6.4).  With wire=True the
     HSDS quirk is reproduced: 4 zero bytes per array-of-vlen value (per
     element, per such field) appended at the end; wire=False (chunk
-    storage) has no padding."""
+    storage) has no padding. internal=True (SN <-> DN only) keeps unwritten
+    variable-length elements apart from empty ones (length -1)."""
     info = type_info(t)
     arr = np.asarray(arr)
     if not info.variable:
@@ -451,7 +455,7 @@ def to_bytes(arr, t, wire=True) -> bytes:
         raise BadRequest("array shape does not match the type's dims")
     n = math.prod(arr.shape[:ndim])
     flat = arr.reshape((n,) + info.dims)
-    parts, pads = _encode(flat, info)
+    parts, pads = _encode(flat, info, _UNWRITTEN_PREFIX if internal else _ZERO_PREFIX)
     data = b"".join(parts)
     if wire and pads:
         data += bytes(4 * pads)
@@ -462,9 +466,9 @@ def _prefixed(payload: bytes) -> bytes:
     return _PREFIX.pack(len(payload)) + payload
 
 
-def _encode_vstr(e) -> bytes:
+def _encode_vstr(e, unwritten=_ZERO_PREFIX) -> bytes:
     if _unwritten(e):
-        return _ZERO_PREFIX
+        return unwritten
     if isinstance(e, str):
         return _prefixed(e.encode("utf-8"))
     if isinstance(e, (bytes, np.bytes_)):
@@ -472,7 +476,7 @@ def _encode_vstr(e) -> bytes:
     raise BadRequest(f"invalid variable-length string element {type(e).__name__}")
 
 
-def _encode(col, info):
+def _encode(col, info, unwritten=_ZERO_PREFIX):
     """Per-element bytes of col (shape (n,) + info.dims) and the number of
     array-of-vlen values met (for the wire padding quirk)."""
     n = col.shape[0]
@@ -483,15 +487,15 @@ def _encode(col, info):
         size = info.dtype.itemsize
         return [data[i * size:(i + 1) * size] for i in range(n)], 0
     if kind in ("vstr", "regref"):
-        return [_encode_vstr(e) for e in col], 0
+        return [_encode_vstr(e, unwritten) for e in col], 0
     if kind == "array":          # array of variable-length strings
         k = math.prod(info.dims)
-        items = [_encode_vstr(e) for e in col.reshape(-1)]
+        items = [_encode_vstr(e, unwritten) for e in col.reshape(-1)]
         return [b"".join(items[i * k:(i + 1) * k]) for i in range(n)], n
     if kind == "compound":
         cols, pads = [], 0
         for name, finfo in info.fields:
-            parts, p = _encode(col[name], finfo)
+            parts, p = _encode(col[name], finfo, unwritten)
             cols.append(parts)
             pads += p
         return [b"".join(row) for row in zip(*cols)] if n else [], pads
@@ -500,12 +504,12 @@ def _encode(col, info):
         out, pads = [], 0
         for e in col:
             if _unwritten(e):
-                out.append(_ZERO_PREFIX)
+                out.append(unwritten)
                 continue
             seq = np.asarray(e)
             if base.variable:
                 seq = seq.reshape((-1,) + base.dims)
-                parts, p = _encode(seq, base)
+                parts, p = _encode(seq, base, unwritten)
                 pads += p
                 out.append(_prefixed(b"".join(parts)))
                 continue
@@ -519,7 +523,7 @@ def _encode(col, info):
     raise BadRequest(f"unsupported type kind {kind}")
 
 
-def from_bytes(data, t, count_or_shape, writable=False) -> np.ndarray:
+def from_bytes(data, t, count_or_shape, writable=False, internal=False) -> np.ndarray:
     """Decode the binary form of `count_or_shape` elements of type t.
 
     Fixed-size types: len(data) must be exactly itemsize x count (else
@@ -548,6 +552,7 @@ def from_bytes(data, t, count_or_shape, writable=False) -> np.ndarray:
     if mv.format != "B" or mv.ndim != 1:
         mv = mv.cast("B")
     reader = _reader(info)
+    reader_flag(reader, internal)
     pos = 0
     read = reader.read
     for _ in range(n):
@@ -559,10 +564,24 @@ def _short():
     return BadRequest("binary data too short for the number of elements")
 
 
-def _read_prefix(mv, pos):
+def reader_flag(reader, internal: bool):
+    """Let every reader in the tree accept length -1 (unwritten) when internal."""
+    reader.internal = internal
+    for sub in (getattr(reader, "item", None), getattr(reader, "base_reader", None)):
+        if sub is not None:
+            reader_flag(sub, internal)
+    for _, sub in getattr(reader, "fields", ()):
+        reader_flag(sub, internal)
+
+
+def _read_prefix(mv, pos, internal=False):
+    """(start, end) of the item after the length prefix at pos; (None, pos + 4) for an
+    unwritten element (length -1, internal transfers only)."""
     if pos + 4 > len(mv):
         raise _short()
     (size,) = _PREFIX.unpack_from(mv, pos)
+    if size == -1 and internal:
+        return None, pos + 4
     if size < 0 or size > MAX_VLEN_ITEM:
         raise BadRequest(f"invalid variable-length item size {size}")
     end = pos + 4 + size
@@ -572,6 +591,7 @@ def _read_prefix(mv, pos):
 
 
 class _FixedReader:
+    internal = False
     def __init__(self, info):
         self.info = info
         self.size = info.dtype.itemsize
@@ -593,13 +613,17 @@ class _FixedReader:
 class _StrReader:
     """vlen strings (str for UTF-8, bytes for ASCII) and region references."""
 
+    internal = False
     def __init__(self, info):
         self.info = info
         self.decode = info.kind == "vstr" and info.utf8
         self.items = []
 
     def read(self, mv, pos):
-        start, end = _read_prefix(mv, pos)
+        start, end = _read_prefix(mv, pos, self.internal)
+        if start is None:
+            self.items.append(0)
+            return end
         raw = bytes(mv[start:end])
         if self.decode:
             try:
@@ -619,6 +643,7 @@ class _StrReader:
 class _ArrayReader:
     """H5T_ARRAY of a variable-length base: prod(dims) items per element."""
 
+    internal = False
     def __init__(self, info):
         self.info = info
         self.k = math.prod(info.dims)
@@ -635,6 +660,7 @@ class _ArrayReader:
 
 
 class _CompoundReader:
+    internal = False
     def __init__(self, info):
         self.info = info
         self.fields = [(name, _reader(finfo)) for name, finfo in info.fields]
@@ -652,6 +678,7 @@ class _CompoundReader:
 
 
 class _VlenReader:
+    internal = False
     def __init__(self, info):
         self.info = info
         self.base = info.base
@@ -661,7 +688,10 @@ class _VlenReader:
         self.items = []
 
     def read(self, mv, pos):
-        start, end = _read_prefix(mv, pos)
+        start, end = _read_prefix(mv, pos, self.internal)
+        if start is None:
+            self.items.append(0)
+            return end
         base = self.base
         size = base.dtype.itemsize
         if (end - start) % size:

@@ -1,10 +1,13 @@
 """The data node's HTTP face: thin handlers over DataNode."""
 from aiohttp import web
 
+from ..core import frames
 from ..web import error_middleware, json_response, read_json
+from .chunks import ChunkOps, Request
 from .node import DataNode
 
 NODE = web.AppKey("node", DataNode)
+OPS = web.AppKey("ops", ChunkOps)
 
 
 def _where(request):
@@ -18,7 +21,8 @@ def _flag(request, name):
 
 async def health(request):
     node = request.app[NODE]
-    return json_response({"id": node.node_id, "state": "READY", "cache": node.stats()})
+    return json_response({"id": node.node_id, "state": "READY", "dirty": node.dirty_count,
+                          "cache": node.stats()})
 
 
 async def get_meta(request):
@@ -56,9 +60,43 @@ async def drop(request):
     return json_response({})
 
 
+# ---- chunks: framed requests (JSON header + raw payload) -------------------------
+
+BINARY = "application/octet-stream"
+
+
+def _framed(header: dict, sizes: list, payload: list) -> web.Response:
+    return web.Response(body=frames.pack({**header, "sizes": sizes}, *payload),
+                        content_type=BINARY)
+
+
+async def read_chunks(request):
+    header, _ = frames.unpack(await request.read())
+    sizes, pieces = await request.app[OPS].read(Request(header))
+    return _framed({}, sizes, pieces)
+
+
+async def write_chunks(request):
+    header, payload = frames.unpack(await request.read())
+    req = Request(header)
+    await request.app[OPS].write(req, frames.split(payload, header["sizes"]))
+    return json_response({})
+
+
+async def query_chunks(request):
+    header, _ = frames.unpack(await request.read())
+    counts, sizes, payload = await request.app[OPS].query(
+        Request(header), header["query"], header.get("limit"), header.get("update"))
+    return _framed({"counts": counts}, sizes, payload)
+
+
 def make_app(node: DataNode) -> web.Application:
     app = web.Application(middlewares=[error_middleware], client_max_size=1024**3)
     app[NODE] = node
+    app[OPS] = ChunkOps(node)
+    app.router.add_post("/chunks/read", read_chunks)
+    app.router.add_post("/chunks/write", write_chunks)
+    app.router.add_post("/chunks/query", query_chunks)
     app.router.add_get("/health", health)
     app.router.add_get("/meta", get_meta)
     app.router.add_put("/meta", put_meta)

@@ -7,7 +7,8 @@ from aiohttp import web
 
 from ..core.errors import Unavailable
 from ..web import error_middleware, json_response
-from . import attributes, domains, links, objects
+from ..offload.dn import DnExecutor
+from . import attributes, datasets, domains, links, objects, values
 from .service import API_VERSION, CALLER, SERVICE, Service, service
 
 log = logging.getLogger("h5cloud.sn")
@@ -135,6 +136,13 @@ def make_app(svc: Service) -> web.Application:
     r.add_get("/datatypes", objects.list_collection)
     r.add_post("/datatypes", objects.post_datatype)
     r.add_get("/datasets", objects.list_collection)
+    r.add_post("/datasets", datasets.post_dataset)
+    r.add_get("/datasets/{id}/shape", datasets.get_shape)
+    r.add_put("/datasets/{id}/shape", datasets.put_shape)
+    r.add_get("/datasets/{id}/type", datasets.get_type)
+    r.add_get("/datasets/{id}/value", values.get_value)
+    r.add_put("/datasets/{id}/value", values.put_value)
+    r.add_post("/datasets/{id}/value", values.post_value)
     for col in ("groups", "datasets", "datatypes"):
         r.add_get(f"/{col}/", objects.get_by_path)
         r.add_get(f"/{col}/{{id}}", objects.get_object)
@@ -163,6 +171,7 @@ def make_app(svc: Service) -> web.Application:
 
     async def start(app):
         await svc.nodes.start()
+        svc.executor = DnExecutor(svc.nodes.session, svc.nodes.urls)
         tasks.append(asyncio.ensure_future(watch_nodes(svc)))
 
     async def stop(app):

@@ -3,7 +3,7 @@ GET (by id and by path), DELETE, creation (groups and datatypes here), the
 collection listings, getalias, and walks over the hard-link graph."""
 import asyncio
 
-from ..core import clock, ids, types
+from ..core import clock, ids, layout, types
 from ..core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from ..web import json_response, read_json
 from .params import flag, int_param
@@ -178,9 +178,8 @@ def public_json(doc: dict, target, include_links=False, include_attrs=False) -> 
         out["type"] = types.for_clients(doc.get("type"))
     if kind == "d":
         out["shape"] = doc.get("shape")
-        props = doc.get("creationProperties") or {}
-        out["layout"] = doc.get("layout") or props.get("layout") or {}
-        out["creationProperties"] = props
+        out["layout"] = effective_layout(doc)
+        out["creationProperties"] = doc.get("creationProperties") or {}
     elif "creationProperties" in doc:
         out["creationProperties"] = doc["creationProperties"]
     out["attributeCount"] = len(doc.get("attributes") or {})
@@ -191,6 +190,13 @@ def public_json(doc: dict, target, include_links=False, include_attrs=False) -> 
     out["domain"] = target.path
     out["bucket"] = target.bucket
     return out
+
+
+def effective_layout(doc: dict) -> dict:
+    """What clients read as the dataset's layout: chunked, with the dims in use."""
+    if (doc.get("shape") or {}).get("class") == "H5S_NULL":
+        return {}
+    return {"class": "H5D_CHUNKED", "dims": list(layout.chunk_dims_of(doc))}
 
 
 def object_hrefs(request, target, root_id: str, obj_id: str) -> list:
@@ -218,10 +224,19 @@ async def object_response(request, target, domain_doc, doc, with_class=False):
     if flag(q, "getalias"):
         body["alias"] = await alias_of(svc, target.bucket, domain_doc["root"], doc["id"])
     if doc["id"][0] == "d" and flag(q, "verbose"):
-        body.setdefault("num_chunks", 0)
-        body.setdefault("allocated_size", 0)
+        body.update(await dataset_usage(svc, target.bucket, doc["id"]))
     body["hrefs"] = object_hrefs(request, target, domain_doc["root"], doc["id"])
     return body
+
+
+async def dataset_usage(svc, bucket: str, dset_id: str) -> dict:
+    """num_chunks and allocated_size of a dataset, from a listing of its chunk keys."""
+    count = size = 0
+    async for key, nbytes in svc.store.list_sizes(bucket, ids.dataset_prefix(dset_id)):
+        if not key.endswith(".json"):
+            count += 1
+            size += nbytes
+    return {"num_chunks": count, "allocated_size": size}
 
 
 # ---- GET / DELETE by id ---------------------------------------------------------

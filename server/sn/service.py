@@ -23,6 +23,7 @@ class Service:
         self.start_time = int(time.time())
         self.node_id = settings.node_id or "sn-1"
         self.in_flight = 0
+        self.executor = None        # set at start: chunk tasks go to the DNs
 
     # ---- documents through their owning DN ------------------------------
 

@@ -1,0 +1,414 @@
+"""The filter pipeline applied to stored chunk bytes (STORAGE.md §6.5, REST_API.md §10.3).
+
+Pure functions and objects, no I/O.  ``pipeline_for(filters, type_json)`` gives a
+cached ``Pipeline`` whose ``encode`` turns raw chunk bytes (§6.3/§6.4) into what is
+stored and whose ``decode`` does the reverse:
+
+* compressor = the FIRST filter whose class is DEFLATE, SZIP, SCALEOFFSET, LZF,
+  BLOSC, SNAPPY, LZ4, LZ4HC or ZSTD (or H5Z_FILTER_USER naming one of those);
+  DEFLATE -> blosc codec ``zlib``, the others -> their name; level = the filter's
+  ``level`` or 5.  SCALEOFFSET is accepted but not applied and, being a
+  "compressor", hides any later one: such chunks are stored raw.
+* shuffle = an H5Z_FILTER_SHUFFLE filter exists and the type is not variable-length.
+* fletcher32, nbit, bitshuffle: no transformation (as HSDS 1.0.2).
+
+Write: one blosc1 frame (cname, clevel, byte-shuffle flag if shuffle, typesize 1,
+automatic block size) -- or, without a compressor, the raw bytes unchanged (the same
+object: zero-copy), even when shuffle is listed.
+
+Read: with a compressor, a valid blosc1 frame is blosc-decompressed whatever its
+codec; otherwise a zlib/gzip stream (DEFLATE) or a zstd frame (ZSTD) -- the formats
+of classic HDF5 files, read through reference layouts -- is decompressed and then
+byte-unshuffled (typesize = itemsize) if shuffle is listed, as the HDF5 filters
+stored it; anything else is taken as raw bytes.  Shuffle without a compressor is a
+no-op both ways (that reads HSDS-written bytes correctly, §6.5).  HSDS 0.9 chunks
+of a dataset listing H5Z_FILTER_BITSHUFFLE (bitshuffle-LZ4 blobs, 12-byte big-endian
+header) are recognised and decoded.
+
+Errors: undecodable stored data (a damaged frame or stream) -> ServerError (500); a
+compressor this build cannot write (snappy, lzf, szip) -> BadRequest on encode; a
+0.9 bitshuffle blob that cannot be decoded -> BadRequest.
+
+Threads: blosc's global thread count is set to the machine's cores (at most 8) and
+its threaded global context is used (``numcodecs.blosc.use_threads = True``), so one
+large chunk (several blosc blocks) is (de)compressed on every core even when called
+from an executor thread; a single-block chunk runs serially anyway.
+``configure_threads`` changes that.
+"""
+import json
+import os
+import struct
+import threading
+import zlib
+from functools import lru_cache
+
+import numpy as np
+from numcodecs import blosc as _blosc
+from numcodecs import lz4 as _lz4
+
+from server.core.errors import BadRequest, ServerError
+from server.core.types import item_size, is_variable
+
+try:                                    # optional: raw zstd frames from HDF5 files
+    import zstandard as _zstd
+except ImportError:                     # pragma: no cover
+    _zstd = None
+
+DEFAULT_LEVEL = 5
+
+# filter class -> default compressor name (the name used when the filter has none)
+COMPRESSOR_CLASSES = {
+    "H5Z_FILTER_DEFLATE": "zlib",
+    "H5Z_FILTER_SZIP": "szip",
+    "H5Z_FILTER_SCALEOFFSET": "scaleoffset",
+    "H5Z_FILTER_LZF": "lzf",
+    "H5Z_FILTER_BLOSC": "blosclz",
+    "H5Z_FILTER_SNAPPY": "snappy",
+    "H5Z_FILTER_LZ4": "lz4",
+    "H5Z_FILTER_LZ4HC": "lz4hc",
+    "H5Z_FILTER_ZSTD": "zstd",
+}
+# names an H5Z_FILTER_USER filter may carry to act as a compressor (HSDS 0.9)
+_USER_NAMES = {"gzip": "zlib", "deflate": "zlib", "zlib": "zlib", "szip": "szip",
+               "scaleoffset": "scaleoffset", "lzf": "lzf", "blosclz": "blosclz",
+               "blosc": "blosclz", "snappy": "snappy", "lz4": "lz4", "lz4hc": "lz4hc",
+               "zstd": "zstd"}
+# compressors whose chunks are stored without any transformation
+_RAW_COMPRESSORS = frozenset({"scaleoffset"})
+BLOSC_CODECS = frozenset(_blosc.list_compressors())
+
+# blosc1 header (STORAGE.md §6.5)
+_HEADER = struct.Struct("<BBBBIII")
+BLOSC_HEADER_SIZE = 16
+_FLAG_SHUFFLE = 0x01
+_FLAG_MEMCPYED = 0x02
+_FLAG_BITSHUFFLE = 0x04
+_CODEC_NAMES = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
+_MAX_NBYTES = 2 ** 31 - 1 - BLOSC_HEADER_SIZE
+
+# HSDS 0.9 bitshuffle blobs (bitshuffle HDF5 filter, LZ4 mode)
+_BSHUF_HEADER = struct.Struct(">QI")
+_BSHUF_BLOCK_LEN = struct.Struct(">I")
+_LZ4_PREFIX = struct.Struct("<I")
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+# ---- threads ----------------------------------------------------------------
+
+_threads_lock = threading.Lock()
+
+
+def configure_threads(nthreads=None) -> int:
+    """Let blosc use `nthreads` threads (default: cores, at most 8).  With 1 thread
+    numcodecs' per-call contexts are used (parallel across calling threads)."""
+    n = nthreads if nthreads else min(os.cpu_count() or 1, 8)
+    n = max(1, int(n))
+    with _threads_lock:
+        _blosc.set_nthreads(n)
+        _blosc.use_threads = n > 1
+    return n
+
+
+configure_threads()
+
+
+# ---- blosc1 frames ------------------------------------------------------------
+
+def blosc_header(data):
+    """The parsed blosc1 header of `data` if it is a plausible complete blosc1 frame,
+    else None: dict(version, versionlz, flags, typesize, nbytes, blocksize, cbytes,
+    codec, shuffle, bitshuffle, memcpyed)."""
+    if data is None or len(data) < BLOSC_HEADER_SIZE:
+        return None
+    version, versionlz, flags, typesize, nbytes, blocksize, cbytes = \
+        _HEADER.unpack_from(data, 0)
+    if version > 2 or typesize < 1 or cbytes != len(data) or nbytes > _MAX_NBYTES:
+        return None
+    codec = flags >> 5
+    if codec not in _CODEC_NAMES:
+        return None
+    memcpyed = bool(flags & _FLAG_MEMCPYED)
+    if memcpyed:
+        if cbytes != nbytes + BLOSC_HEADER_SIZE:
+            return None
+    elif nbytes:
+        if blocksize < 1:
+            return None
+        nblocks = -(-nbytes // blocksize)
+        if BLOSC_HEADER_SIZE + 4 * nblocks > cbytes:
+            return None
+    return {"version": version, "versionlz": versionlz, "flags": flags,
+            "typesize": typesize, "nbytes": nbytes, "blocksize": blocksize,
+            "cbytes": cbytes, "codec": _CODEC_NAMES[codec],
+            "shuffle": bool(flags & _FLAG_SHUFFLE),
+            "bitshuffle": bool(flags & _FLAG_BITSHUFFLE), "memcpyed": memcpyed}
+
+
+def _blosc_decode(buf, header, out):
+    """Decompress a blosc1 frame; into `out` (a writable C-contiguous ndarray of
+    exactly nbytes) when given, returning it, else returning bytes."""
+    if header["nbytes"] == 0:
+        return out if out is not None else b""
+    try:
+        if out is not None:
+            _blosc.decompress(buf, out)
+            return out
+        return _blosc.decompress(buf)
+    except Exception as e:      # numcodecs raises RuntimeError on damaged frames
+        raise ServerError(f"cannot decompress blosc chunk ({header['codec']}): {e}")
+
+
+# ---- zlib / zstd streams (classic HDF5 filters) -------------------------------
+
+def _is_zlib(buf) -> bool:
+    if len(buf) < 2:
+        return False
+    b0, b1 = buf[0], buf[1]
+    if b0 == 0x1F and b1 == 0x8B:                         # gzip
+        return True
+    return (b0 & 0x0F) == 8 and (b0 >> 4) <= 7 and ((b0 << 8) | b1) % 31 == 0
+
+
+def _zlib_decode(buf) -> bytes:
+    d = zlib.decompressobj(wbits=47)                      # zlib or gzip header
+    try:
+        out = d.decompress(buf)
+        out += d.flush()
+    except zlib.error as e:
+        raise ServerError(f"cannot decompress zlib chunk: {e}")
+    if not d.eof:
+        raise ServerError("truncated zlib chunk")
+    return out
+
+
+def _zstd_decode(buf) -> bytes:
+    try:
+        return _zstd.ZstdDecompressor().decompressobj().decompress(bytes(buf))
+    except _zstd.ZstdError as e:
+        raise ServerError(f"cannot decompress zstd chunk: {e}")
+
+
+def byte_unshuffle(buf, itemsize: int) -> bytes:
+    """Undo the HDF5 shuffle filter: byte planes -> elements (a trailing partial
+    element is left as it is, as the filter does)."""
+    n = len(buf) // itemsize if itemsize > 1 else 0
+    if n < 2:
+        return bytes(buf)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    body = a[:n * itemsize].reshape(itemsize, n).T.tobytes()
+    return body + a[n * itemsize:].tobytes()
+
+
+def byte_shuffle(buf, itemsize: int) -> bytes:
+    """The HDF5 shuffle filter (the inverse of byte_unshuffle)."""
+    n = len(buf) // itemsize if itemsize > 1 else 0
+    if n < 2:
+        return bytes(buf)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    body = a[:n * itemsize].reshape(n, itemsize).T.tobytes()
+    return body + a[n * itemsize:].tobytes()
+
+
+# ---- HSDS 0.9 bitshuffle-LZ4 blobs --------------------------------------------
+
+def is_bitshuffle_blob(buf, itemsize: int, nbytes=None) -> bool:
+    """Does `buf` look like a bitshuffle-LZ4 blob (STORAGE.md §6.5, HSDS 0.9)?
+    With `nbytes` (the expected raw chunk size): its length differs and the
+    header's size equals nbytes.  Without: the header is self-consistent."""
+    if len(buf) < _BSHUF_HEADER.size:
+        return False
+    total, block_bytes = _BSHUF_HEADER.unpack_from(buf, 0)
+    if nbytes is not None:
+        return len(buf) != nbytes and total == nbytes
+    return (0 < total <= _MAX_NBYTES and len(buf) != total and itemsize > 0
+            and total % itemsize == 0 and block_bytes > 0 and block_bytes % itemsize == 0
+            and (block_bytes // itemsize) % 8 == 0)
+
+
+def bit_unshuffle(buf, count: int, itemsize: int) -> np.ndarray:
+    """Undo bitshuffle's transpose of `count` elements (count a multiple of 8):
+    the input holds, per element byte b and bit j, a bit row of `count` bits
+    (least significant bit first); returns the elements' bytes as uint8."""
+    planes = np.frombuffer(buf, dtype=np.uint8, count=count * itemsize)
+    bits = np.unpackbits(planes.reshape(itemsize, 8, count // 8), axis=2, bitorder="little")
+    return np.packbits(bits.transpose(2, 0, 1), axis=2, bitorder="little").reshape(-1)
+
+
+def bitshuffle_lz4_decode(buf, itemsize: int) -> bytes:
+    """Decode a bitshuffle HDF5-filter LZ4 blob: 12-byte big-endian header (u64
+    raw bytes, u32 block size in bytes), blocks of (u32 BE compressed length, LZ4
+    block) of block-size elements, then a last block of the remaining elements
+    rounded down to a multiple of 8, then the leftover elements' bytes verbatim."""
+    mv = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
+    try:
+        total, block_bytes = _BSHUF_HEADER.unpack_from(mv, 0)
+        if itemsize < 1 or total % itemsize or block_bytes % itemsize or block_bytes == 0:
+            raise ValueError("inconsistent header")
+        count = total // itemsize
+        block = block_bytes // itemsize
+        if block % 8:
+            raise ValueError("block size is not a multiple of 8 elements")
+        sizes = [block] * (count // block)
+        last = (count % block) - (count % block) % 8
+        if last:
+            sizes.append(last)
+        out = bytearray()
+        pos = _BSHUF_HEADER.size
+        for n in sizes:
+            (clen,) = _BSHUF_BLOCK_LEN.unpack_from(mv, pos)
+            pos += 4
+            if pos + clen > len(mv):
+                raise ValueError("truncated block")
+            raw = _lz4.decompress(_LZ4_PREFIX.pack(n * itemsize) + bytes(mv[pos:pos + clen]))
+            if len(raw) != n * itemsize:
+                raise ValueError("block decompressed to the wrong size")
+            out += bit_unshuffle(raw, n, itemsize).tobytes()
+            pos += clen
+        leftover = (count % 8) * itemsize
+        if pos + leftover != len(mv):
+            raise ValueError("unexpected length")
+        out += mv[pos:pos + leftover]
+    except Exception as e:
+        raise BadRequest(f"cannot decode HSDS 0.9 bitshuffle-LZ4 chunk: {e}")
+    return bytes(out)
+
+
+# ---- the pipeline -------------------------------------------------------------
+
+def _filter_name(f) -> str:
+    name = f.get("name")
+    return name.lower() if isinstance(name, str) else ""
+
+
+def _compressor_of(f):
+    """(compressor name, level) if the filter object is a compression filter."""
+    cls = f.get("class")
+    if cls in COMPRESSOR_CLASSES:
+        if cls == "H5Z_FILTER_DEFLATE":
+            name = "zlib"
+        else:
+            name = _filter_name(f) or COMPRESSOR_CLASSES[cls]
+            name = _USER_NAMES.get(name, name)
+    elif cls == "H5Z_FILTER_USER" and _filter_name(f) in _USER_NAMES:
+        name = _USER_NAMES[_filter_name(f)]
+    else:
+        return None
+    level = f.get("level", DEFAULT_LEVEL)
+    if isinstance(level, bool) or not isinstance(level, (int, float)):
+        level = DEFAULT_LEVEL
+    return name, min(max(int(level), 0), 9)
+
+
+class Pipeline:
+    """The stored-bytes transformation of one (filters, type) combination.
+
+    compressor: name of the first compression filter (None without one);
+    cname: the blosc codec written (None when chunks are stored raw);
+    level, shuffle, bitshuffle (0.9 blobs may be met on read), itemsize
+    (None for variable-length types), variable."""
+
+    __slots__ = ("compressor", "cname", "level", "shuffle", "bitshuffle", "itemsize",
+                 "variable")
+
+    def __init__(self, filters, type_json):
+        if filters is None:
+            filters = []
+        if not isinstance(filters, list):
+            raise BadRequest("filters must be a list")
+        self.variable = bool(is_variable(type_json))
+        self.itemsize = None if self.variable else item_size(type_json)
+        self.compressor = None
+        self.level = DEFAULT_LEVEL
+        has_shuffle = has_bitshuffle = False
+        for f in filters:
+            if not isinstance(f, dict):
+                continue
+            cls = f.get("class")
+            if cls == "H5Z_FILTER_SHUFFLE":
+                has_shuffle = True
+            elif cls == "H5Z_FILTER_BITSHUFFLE" or (
+                    cls == "H5Z_FILTER_USER" and _filter_name(f) == "bitshuffle"):
+                has_bitshuffle = True
+            elif self.compressor is None:
+                found = _compressor_of(f)
+                if found:
+                    self.compressor, self.level = found
+        self.shuffle = has_shuffle and not self.variable
+        self.bitshuffle = has_bitshuffle and not self.variable
+        self.cname = (self.compressor if self.compressor not in _RAW_COMPRESSORS
+                      else None)
+
+    @property
+    def compressed(self) -> bool:
+        """Are stored chunks blosc frames (i.e. is encode/decode real work)?"""
+        return self.cname is not None
+
+    @property
+    def identity(self) -> bool:
+        """Do encode and decode return their input unchanged?"""
+        return self.cname is None and not self.bitshuffle
+
+    def __repr__(self):
+        return (f"Pipeline(compressor={self.compressor!r}, level={self.level}, "
+                f"shuffle={self.shuffle}, bitshuffle={self.bitshuffle}, "
+                f"itemsize={self.itemsize})")
+
+    def encode(self, raw):
+        """Raw chunk bytes -> stored bytes (the input itself when not compressed)."""
+        if self.cname is None:
+            return raw
+        if self.cname not in BLOSC_CODECS:
+            raise BadRequest(f"compressor {self.cname!r} is not supported for writing")
+        shuffle = _blosc.SHUFFLE if self.shuffle else _blosc.NOSHUFFLE
+        return _blosc.compress(raw, self.cname.encode("ascii"), self.level, shuffle,
+                               _blosc.AUTOBLOCKS, 1)
+
+    def decode(self, data, nbytes=None, out=None):
+        """Stored bytes -> raw chunk bytes.
+
+        nbytes: the expected raw size if known (fixed-size types), used to
+        recognise 0.9 bitshuffle blobs.  out: an optional writable C-contiguous
+        ndarray that a blosc frame of exactly out.nbytes is decompressed into
+        (then `out` itself is returned).  Otherwise the result is a bytes-like
+        object -- the input itself when nothing had to be done."""
+        if self.identity or data is None:
+            return data
+        buf = data
+        if self.cname is not None:
+            mv = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
+            header = blosc_header(mv)
+            if header is not None:
+                if (out is not None and header["nbytes"] == out.nbytes
+                        and out.flags.c_contiguous and out.flags.writeable):
+                    return _blosc_decode(mv, header, out)
+                buf = _blosc_decode(mv, header, None)
+            elif self.cname == "zlib" and _is_zlib(mv):
+                buf = self._unshuffle(_zlib_decode(mv))
+            elif self.cname == "zstd" and _zstd is not None and mv[:4] == _ZSTD_MAGIC:
+                buf = self._unshuffle(_zstd_decode(mv))
+        if self.bitshuffle and is_bitshuffle_blob(buf, self.itemsize, nbytes):
+            buf = bitshuffle_lz4_decode(buf, self.itemsize)
+        return buf
+
+    def _unshuffle(self, raw):
+        if self.shuffle and self.itemsize and self.itemsize > 1:
+            return byte_unshuffle(raw, self.itemsize)
+        return raw
+
+
+def _cache_key(filters, type_json) -> str:
+    try:
+        return json.dumps([filters or [], type_json], sort_keys=True, allow_nan=True)
+    except (TypeError, ValueError):
+        raise BadRequest("invalid filters or type")
+
+
+@lru_cache(maxsize=1024)
+def _pipeline_cached(key: str) -> Pipeline:
+    filters, type_json = json.loads(key)
+    return Pipeline(filters, type_json)
+
+
+def pipeline_for(filters, type_json) -> Pipeline:
+    """The (cached) Pipeline for a dataset's filter list and type."""
+    return _pipeline_cached(_cache_key(filters, type_json))

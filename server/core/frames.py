@@ -1,0 +1,41 @@
+"""Binary framing between the SN, the DNs and the chunk_read Lambda: a JSON header
+followed by raw payload bytes, so chunk data never goes through JSON.
+
+    u32 little-endian header length | header (UTF-8 JSON) | payload
+"""
+import json
+import struct
+
+from .errors import BadRequest
+
+_LEN = struct.Struct("<I")
+
+
+def pack(header: dict, *payload) -> bytes:
+    head = json.dumps(header).encode("utf-8")
+    return b"".join((_LEN.pack(len(head)), head, *payload))
+
+
+def unpack(body) -> tuple[dict, memoryview]:
+    view = memoryview(body)
+    if len(view) < 4:
+        raise BadRequest("short frame")
+    (n,) = _LEN.unpack_from(view, 0)
+    if 4 + n > len(view):
+        raise BadRequest("short frame header")
+    try:
+        header = json.loads(bytes(view[4:4 + n]))
+    except ValueError:
+        raise BadRequest("frame header is not JSON") from None
+    return header, view[4 + n:]
+
+
+def split(payload: memoryview, sizes) -> list:
+    """Cut a payload into consecutive pieces of the given sizes."""
+    out, pos = [], 0
+    for size in sizes:
+        out.append(payload[pos:pos + size])
+        pos += size
+    if pos != len(payload):
+        raise BadRequest(f"payload has {len(payload)} bytes, expected {pos}")
+    return out

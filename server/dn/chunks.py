@@ -1,0 +1,163 @@
+"""Chunk work on a data node: read, write and query selections inside the chunks it owns.
+
+Requests carry the dataset's document (type, layout, filters, fill) and a list
+of chunk tasks (core.selection.ChunkTask as JSON), so a DN needs no look-ups of
+its own. Chunks are cached decoded (numpy, full chunk shape) in the node's chunk
+cache; a write changes the cached array and marks it dirty, and the write-back
+loop encodes and stores it later. Pieces travel as raw bytes (core.frames).
+"""
+import asyncio
+
+import numpy as np
+
+from ..core import types, values
+from ..core.chunks import codec_for
+from ..core.errors import BadRequest
+from ..core.ids import chunk_key
+from ..core.query import parse_query, parse_update
+from ..core.selection import ChunkTask
+
+
+def subtype(type_json: dict, fields) -> dict:
+    """The compound type of just these fields (in this order); 400 if any is unknown."""
+    if not fields:
+        return type_json
+    if type_json.get("class") != "H5T_COMPOUND":
+        raise BadRequest("fields can only be selected from a compound type")
+    by_name = {f["name"]: f for f in type_json["fields"]}
+    missing = [f for f in fields if f not in by_name]
+    if missing:
+        raise BadRequest(f"unknown fields: {', '.join(missing)}")
+    return {"class": "H5T_COMPOUND", "fields": [by_name[f] for f in fields]}
+
+
+class Request:
+    """One batch from the SN: a dataset, its chunk dims, optional fields, tasks."""
+
+    def __init__(self, header: dict):
+        self.bucket = header["bucket"]
+        self.dset = header["dset"]
+        self.type = self.dset["type"]
+        self.chunk_dims = tuple(header["chunk_dims"])
+        self.fields = header.get("fields") or None
+        self.piece_type = subtype(self.type, self.fields)
+        self.codec = codec_for(self.dset, self.chunk_dims)
+        self.tasks = [(t["id"], ChunkTask.from_json(t["task"]), t.get("ref"))
+                      for t in header["tasks"]]
+
+
+class ChunkOps:
+    def __init__(self, node):
+        self.node = node
+        self.store = node.store
+
+    async def _chunk(self, req: Request, chunk: str, ref=None):
+        """The cached chunk entry (loaded from storage, from a referenced byte range,
+        or the fill chunk when it was never written)."""
+        codec = req.codec
+        loop = asyncio.get_running_loop()
+
+        async def decode(data):
+            arr = await loop.run_in_executor(None, codec.decode, bytes(data)) \
+                if codec.compressed else codec.decode(data)
+            return self._fields(codec, arr)
+
+        def missing():
+            return self._fields(codec, codec.fill_chunk())
+
+        bk = (req.bucket, chunk_key(chunk))
+        if ref and self.node.chunks.cached(bk) is None:
+            # linked (_REF) layouts: the bytes live in byte ranges of another object
+            arr = await self._assemble(codec, ref)
+            return self.node.chunks.insert(bk, stored=False, **self._fields(codec, arr))
+        return await self.node.chunks.get(bk, decode, missing)
+
+    async def _assemble(self, codec, pieces):
+        """A chunk from its pieces [bucket, key, offset, size, slices or None]: one piece
+        is the whole chunk (padded if short); several are hyperchunk parts placed at
+        their slices, the rest fill."""
+        datas = await asyncio.gather(*(self.store.get_range(b, k, o, n)
+                                       for b, k, o, n, _ in pieces))
+        if len(pieces) == 1 and pieces[0][4] is None:
+            return codec.decode(datas[0], pad=True)
+        arr = codec.fill_chunk()
+        for data, (_, _, _, _, sel) in zip(datas, pieces):
+            slices = tuple(slice(a, b) for a, b in sel)
+            shape = tuple(b - a for a, b in sel)
+            arr[slices] = codec.decode_piece(data, shape, pad=True)
+        return arr
+
+    @staticmethod
+    def _fields(codec, arr) -> dict:
+        return {"value": arr, "encode": codec.to_raw, "empty": codec.is_fill,
+                "compress": codec.compress if codec.compressed else None}
+
+    def _piece_bytes(self, req: Request, piece) -> bytes:
+        if req.fields:
+            piece = np.ascontiguousarray(piece[list(req.fields)]).astype(
+                types.dtype_of(req.piece_type))
+        return values.to_bytes(piece, req.piece_type, wire=False, internal=True)
+
+    async def read(self, req: Request) -> tuple[list, list]:
+        """Each task's selected elements as raw bytes, in task order."""
+        entries = await asyncio.gather(*(self._chunk(req, c, ref) for c, _, ref in req.tasks))
+        pieces = [self._piece_bytes(req, entry.value[task.chunk_sel])
+                  for entry, (_, task, _) in zip(entries, req.tasks)]
+        return [len(p) for p in pieces], pieces
+
+    async def write(self, req: Request, payloads: list):
+        """Put each task's piece (raw bytes) into its chunk; the chunks become dirty."""
+        if any(ref for _, _, ref in req.tasks):
+            raise BadRequest("datasets with linked (_REF) layouts are read-only")
+        pieces = [values.from_bytes(data, req.piece_type, task.shape, internal=True)
+                  for data, (_, task, _) in zip(payloads, req.tasks)]
+        entries = await asyncio.gather(*(self._chunk(req, c) for c, _, _ in req.tasks))
+        for entry, piece, (chunk, task, _) in zip(entries, pieces, req.tasks):
+            target = entry.value
+            if req.fields:
+                for name in req.fields:
+                    target[name][task.chunk_sel] = piece[name]
+            else:
+                target[task.chunk_sel] = piece
+            self.node.chunks.changed((req.bucket, chunk_key(chunk)))
+
+    async def query(self, req: Request, text: str, limit: int | None, update: dict | None):
+        """Rows matching the query in each task's rows: positions within the task's piece
+        and the rows (selected fields). With update, those rows are changed first."""
+        dtype = types.dtype_of(req.type)
+        query = parse_query(text, dtype)
+        changes = parse_update(update, dtype) if update else None
+        if changes and query.has_where_in:
+            raise BadRequest("a query with 'where ... in' cannot update")
+        out_sizes, out_payload, counts = [], [], []
+        remaining = limit
+        for chunk, task, ref in req.tasks:
+            entry = await self._chunk(req, chunk, ref)
+            rows = entry.value[task.chunk_sel]
+            hits = np.flatnonzero(query.mask(rows))
+            if remaining is not None:
+                hits = hits[:remaining]
+                remaining -= len(hits)
+            if changes and len(hits):
+                if ref:
+                    raise BadRequest("datasets with linked (_REF) layouts are read-only")
+                positions = _positions(task, hits)
+                for name, value in changes.items():
+                    entry.value[name][positions] = value
+                self.node.chunks.changed((req.bucket, chunk_key(chunk)))
+                rows = entry.value[task.chunk_sel]
+            counts.append(len(hits))
+            out_payload.append(hits.astype("<u8").tobytes())
+            out_payload.append(self._piece_bytes(req, rows[hits]))
+            out_sizes += [8 * len(hits), len(out_payload[-1])]
+            if remaining == 0:
+                break
+        return counts, out_sizes, out_payload
+
+
+def _positions(task: ChunkTask, hits: np.ndarray):
+    """Chunk coordinates (1-D) of the given positions within a task's piece."""
+    sel = task.chunk_sel[0]
+    if isinstance(sel, slice):
+        return sel.start + hits * (sel.step or 1)
+    return np.asarray(sel)[hits]

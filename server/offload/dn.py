@@ -1,0 +1,118 @@
+"""The default executor: chunk tasks go to the DN that owns each chunk, batched per DN
+into framed requests (JSON header + raw bytes) that run concurrently."""
+import asyncio
+import json
+import logging
+
+import aiohttp
+import numpy as np
+
+from ..core import frames, values
+from ..core.errors import Unavailable, error_for
+from ..core.ids import node_index
+from .job import Job
+
+log = logging.getLogger("h5cloud.offload")
+BATCH_BYTES = 16 * 1024**2      # per request: pipelining without big buffers
+
+
+class DnExecutor:
+    name = "dn"
+
+    def __init__(self, session: aiohttp.ClientSession, urls: list):
+        self.session = session
+        self.urls = urls
+
+    def _batches(self, job: Job, tasks) -> list:
+        """(url, tasks) per owning DN, each batch at most BATCH_BYTES of elements."""
+        by_node: dict = {}
+        for task in tasks:
+            url = self.urls[node_index(job.chunk_id(task), len(self.urls))]
+            by_node.setdefault(url, []).append(task)
+        batches = []
+        for url, group in by_node.items():
+            current, size = [], 0
+            for task in group:
+                est = job.estimate(task)
+                if current and size + est > BATCH_BYTES:
+                    batches.append((url, current))
+                    current, size = [], 0
+                current.append(task)
+                size += est
+            batches.append((url, current))
+        return batches
+
+    async def _post(self, url: str, body: bytes):
+        try:
+            async with self.session.post(url, data=body, headers={
+                    "Content-Type": "application/octet-stream"}) as rsp:
+                raw = await rsp.read()
+                if rsp.status >= 400:
+                    raise error_for(rsp.status, _error_message(raw, rsp.reason))
+                return raw
+        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
+            log.warning("data node %s unreachable: %s", url, e)
+            raise Unavailable("a data node is not reachable") from None
+
+    async def read(self, job: Job, tasks, out: np.ndarray):
+        """Fill out[task.out_sel] for every task."""
+        async def one(url, group):
+            raw = await self._post(url + "/chunks/read", frames.pack(job.header(group)))
+            header, payload = frames.unpack(raw)
+            for task, piece in zip(group, frames.split(payload, header["sizes"])):
+                out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape,
+                                                    internal=True)
+
+        await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
+
+    async def write(self, job: Job, tasks, src: np.ndarray):
+        """Write src[task.out_sel] into every task's chunk."""
+        async def one(url, group):
+            pieces = [values.to_bytes(np.ascontiguousarray(src[task.out_sel]),
+                                      job.piece_type, wire=False, internal=True)
+                      for task in group]
+            header = job.header(group)
+            header["sizes"] = [len(p) for p in pieces]
+            await self._post(url + "/chunks/write", frames.pack(header, *pieces))
+
+        await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
+
+    async def query(self, job: Job, tasks, text: str, limit=None, update=None) -> list:
+        """[(task, positions within its piece, rows array)] for tasks with matches, in task
+        order. With a limit (or an update) the tasks run in order so the first matches win."""
+        async def one(url, group, lim):
+            header = job.header(group)
+            header.update(query=text, limit=lim, update=update)
+            raw = await self._post(url + "/chunks/query", frames.pack(header))
+            head, payload = frames.unpack(raw)
+            parts = frames.split(payload, head["sizes"])
+            found = []
+            for i, count in enumerate(head["counts"]):
+                positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64)
+                rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
+                found.append((group[i], positions, rows))
+            return found
+
+        if limit is None and update is None:
+            results = await asyncio.gather(*(one(url, g, None)
+                                             for url, g in self._batches(job, tasks)))
+            found = [item for batch in results for item in batch]
+            order = {id(t): i for i, t in enumerate(tasks)}
+            return sorted(found, key=lambda item: order[id(item[0])])
+        found, remaining = [], limit
+        for task in tasks:
+            url = self.urls[node_index(job.chunk_id(task), len(self.urls))]
+            items = await one(url, [task], remaining)
+            found += items
+            if remaining is not None:
+                remaining -= sum(len(p) for _, p, _ in items)
+                if remaining <= 0:
+                    break
+        return found
+
+
+def _error_message(raw: bytes, default: str) -> str:
+    try:
+        return json.loads(raw).get("error") or default
+    except (ValueError, AttributeError):
+        return default

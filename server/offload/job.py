@@ -1,0 +1,50 @@
+"""A chunk job: one dataset, its chunk dims, the fields asked for, and the tasks of one
+request (core.selection) — what every executor (DNs, the SN itself, Lambda) runs."""
+from dataclasses import dataclass, field
+
+from ..core import ids, layout, types
+from ..core.selection import ChunkTask
+
+
+@dataclass
+class Job:
+    bucket: str
+    dset: dict                      # the dataset document (type, shape, layout, filters, fill)
+    chunk_dims: tuple
+    fields: list | None = None
+    refs: dict = field(default_factory=dict)   # chunk index -> [bucket, key, offset, size]
+
+    def __post_init__(self):
+        self.type = self.dset["type"]
+        self.partitions = layout.partition_count_of(self.dset)
+        if self.fields:
+            by_name = {f["name"]: f for f in self.type["fields"]}
+            self.piece_type = {"class": "H5T_COMPOUND",
+                               "fields": [by_name[f] for f in self.fields]}
+        else:
+            self.piece_type = self.type
+        self.piece_dtype = types.dtype_of(self.piece_type)
+        self.item_size = types.item_size(self.piece_type)
+
+    def chunk_id(self, task: ChunkTask) -> str:
+        part = layout.partition_of(task.index, self.partitions) if self.partitions else None
+        return ids.chunk_id(self.dset["id"], task.index, part)
+
+    def header(self, tasks) -> dict:
+        """The JSON header of a framed request for these tasks."""
+        items = []
+        for task in tasks:
+            item = {"id": self.chunk_id(task), "task": task.to_json()}
+            ref = self.refs.get(tuple(task.index))
+            if ref:
+                item["ref"] = ref
+            items.append(item)
+        return {"bucket": self.bucket, "dset": self.dset, "chunk_dims": list(self.chunk_dims),
+                "fields": self.fields, "tasks": items}
+
+    def estimate(self, task: ChunkTask) -> int:
+        size = 512 if self.item_size == "H5T_VARIABLE" else self.item_size
+        count = 1
+        for n in task.shape:
+            count *= n
+        return count * size

@@ -1,0 +1,448 @@
+"""server.core.codecs: the stored-chunk filter pipeline (STORAGE.md §6.5), plus every
+chunk of the HSDS 1.0.2 fixture decoded, assembled and checked against expected.json."""
+import gzip
+import json
+import math
+import struct
+import time
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numcodecs import lz4 as nc_lz4
+
+from server.core import codecs, values
+from server.core.chunks import ChunkCodec
+from server.core.codecs import (blosc_header, byte_shuffle, byte_unshuffle, pipeline_for)
+from server.core.errors import BadRequest, ServerError
+
+from conftest import FIXTURE
+
+I4 = {"class": "H5T_INTEGER", "base": "H5T_STD_I32LE"}
+F4 = {"class": "H5T_FLOAT", "base": "H5T_IEEE_F32LE"}
+F8 = {"class": "H5T_FLOAT", "base": "H5T_IEEE_F64LE"}
+VSTR = {"class": "H5T_STRING", "length": "H5T_VARIABLE", "charSet": "H5T_CSET_UTF8",
+        "strPad": "H5T_STR_NULLTERM"}
+
+SHUFFLE = {"class": "H5Z_FILTER_SHUFFLE", "id": 2, "name": "shuffle"}
+FLETCHER = {"class": "H5Z_FILTER_FLETCHER32", "id": 3, "name": "fletcher32"}
+BITSHUFFLE = {"class": "H5Z_FILTER_BITSHUFFLE", "id": 32008, "name": "bitshuffle"}
+COMPRESSORS = {
+    "blosclz": {"class": "H5Z_FILTER_BLOSC", "id": 32001, "name": "blosclz"},
+    "lz4": {"class": "H5Z_FILTER_LZ4", "id": 32004, "name": "lz4"},
+    "lz4hc": {"class": "H5Z_FILTER_LZ4HC", "id": 32005, "name": "lz4hc"},
+    "zlib": {"class": "H5Z_FILTER_DEFLATE", "id": 1, "name": "gzip", "level": 5},
+    "zstd": {"class": "H5Z_FILTER_ZSTD", "id": 32015, "name": "zstd"},
+}
+CODEC_BITS = {"blosclz": 0, "lz4": 1, "lz4hc": 1, "zlib": 3, "zstd": 4}
+
+DTYPES = {"<i1": "H5T_STD_I8LE", "<u2": "H5T_STD_U16LE", "<i4": "H5T_STD_I32LE",
+          ">i4": "H5T_STD_I32BE", "<i8": "H5T_STD_I64LE", "<f4": "H5T_IEEE_F32LE",
+          "<f8": "H5T_IEEE_F64LE"}
+
+
+def type_of(dt: str) -> dict:
+    name = DTYPES[dt]
+    return {"class": "H5T_FLOAT" if "IEEE" in name else "H5T_INTEGER", "base": name}
+
+
+# ---- pipeline construction ----------------------------------------------------
+
+def test_pipeline_selection_rules():
+    p = pipeline_for([SHUFFLE, COMPRESSORS["zlib"]], I4)
+    assert (p.compressor, p.cname, p.level, p.shuffle) == ("zlib", "zlib", 5, True)
+    # the FIRST compression filter wins, order otherwise ignored; default level 5
+    p = pipeline_for([COMPRESSORS["lz4"], COMPRESSORS["zstd"], SHUFFLE], I4)
+    assert (p.compressor, p.level, p.shuffle) == ("lz4", 5, True)
+    p = pipeline_for([{"class": "H5Z_FILTER_DEFLATE", "id": 1, "name": "deflate",
+                       "level": 9}], I4)
+    assert (p.cname, p.level) == ("zlib", 9)
+    # shuffle is off for variable-length types
+    assert pipeline_for([SHUFFLE, COMPRESSORS["lz4"]], VSTR).shuffle is False
+    # scaleoffset counts as the compressor and hides a later one: stored raw
+    p = pipeline_for([{"class": "H5Z_FILTER_SCALEOFFSET", "id": 6, "name": "scaleoffset"},
+                      COMPRESSORS["zlib"]], I4)
+    assert p.compressor == "scaleoffset" and p.cname is None and not p.compressed
+    # HSDS 0.9: a USER filter naming a compressor is that compressor
+    p = pipeline_for([{"class": "H5Z_FILTER_USER", "id": 32004, "name": "lz4", "level": 3}], I4)
+    assert (p.cname, p.level) == ("lz4", 3)
+    p = pipeline_for([{"class": "H5Z_FILTER_USER", "name": "shrink-o-rama"}], I4)
+    assert p.cname is None
+    # no-ops
+    for filters in ([], None, [SHUFFLE], [FLETCHER], [{"class": "H5Z_FILTER_NBIT"}]):
+        assert pipeline_for(filters, I4).identity
+    # cached by a JSON key
+    assert pipeline_for([SHUFFLE, COMPRESSORS["lz4"]], I4) is \
+        pipeline_for([dict(SHUFFLE), dict(COMPRESSORS["lz4"])], dict(I4))
+    with pytest.raises(BadRequest):
+        pipeline_for("gzip", I4)
+
+
+def test_unsupported_write_compressor():
+    p = pipeline_for([{"class": "H5Z_FILTER_LZF", "id": 32000, "name": "lzf"}], I4)
+    with pytest.raises(BadRequest):
+        p.encode(b"\0" * 64)
+    assert p.decode(b"\1" * 64) == b"\1" * 64     # not a frame -> raw
+
+
+# ---- round trips ----------------------------------------------------------------
+
+@pytest.mark.parametrize("cname", sorted(COMPRESSORS))
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_round_trip_every_compressor(cname, shuffle):
+    filters = ([SHUFFLE] if shuffle else []) + [COMPRESSORS[cname]]
+    p = pipeline_for(filters, F8)
+    raw = (np.arange(10000) % 50).astype("<f8").tobytes()
+    enc = p.encode(raw)
+    h = blosc_header(enc)
+    assert h is not None and h["typesize"] == 1 and h["nbytes"] == len(raw)
+    assert h["shuffle"] is shuffle and (h["flags"] >> 5) == CODEC_BITS[cname]
+    assert len(enc) < len(raw)
+    assert bytes(p.decode(enc)) == raw
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cname=st.sampled_from(sorted(COMPRESSORS)), shuffle=st.booleans(),
+       dt=st.sampled_from(sorted(DTYPES)), count=st.integers(0, 70000),
+       level=st.integers(0, 9), seed=st.integers(0, 2 ** 32 - 1),
+       smooth=st.booleans())
+def test_round_trip_random(cname, shuffle, dt, count, level, seed, smooth):
+    rng = np.random.default_rng(seed)
+    if smooth:
+        arr = (np.arange(count) % 97).astype(dt)
+    else:
+        arr = rng.integers(0, 256, count * np.dtype(dt).itemsize, dtype=np.uint8).view(dt)
+    raw = arr.tobytes()
+    filt = dict(COMPRESSORS[cname], level=level)
+    p = pipeline_for(([SHUFFLE] if shuffle else []) + [filt], type_of(dt))
+    enc = p.encode(raw)
+    assert blosc_header(enc)["nbytes"] == len(raw)
+    assert bytes(p.decode(enc)) == raw
+    # and through the chunk kernel, decoded straight into the chunk array
+    codec = ChunkCodec(type_of(dt), (count,), ([SHUFFLE] if shuffle else []) + [filt])
+    out = codec.decode(codec.encode(arr))
+    assert out.flags.writeable and out.tobytes() == raw
+
+
+@settings(max_examples=25, deadline=None)
+@given(texts=st.lists(st.text(max_size=30), min_size=1, max_size=50),
+       cname=st.sampled_from(sorted(COMPRESSORS)))
+def test_round_trip_variable_length(texts, cname):
+    codec = ChunkCodec(VSTR, (len(texts),), [SHUFFLE, COMPRESSORS[cname]])
+    arr = np.empty(len(texts), dtype=object)
+    arr[:] = texts
+    back = codec.decode(codec.encode(arr))
+    assert back.tolist() == texts
+
+
+def test_deflate_frame_header_bytes():
+    """The frame written for DEFLATE: blosc1, codec bits 3 (zlib), typesize 1,
+    byte-shuffle flag iff a shuffle filter is listed, clevel = level (§6.5)."""
+    raw = (np.arange(25000, dtype="<i2") % 300).tobytes()
+    for filters, flags in (([SHUFFLE, COMPRESSORS["zlib"]], 0x61),
+                           ([COMPRESSORS["zlib"]], 0x60)):
+        enc = pipeline_for(filters, {"class": "H5T_INTEGER", "base": "H5T_STD_I16LE"}) \
+            .encode(raw)
+        version, versionlz, fl, typesize, nbytes, blocksize, cbytes = \
+            struct.unpack_from("<BBBBIII", enc)
+        assert version == 2 and typesize == 1 and fl & 0xE7 == flags
+        assert nbytes == 50000 and cbytes == len(enc) and 0 < blocksize <= nbytes
+        # one zlib stream per block (typesize 1): block offset table, then u32 length
+        # and a zlib stream starting 0x78
+        if not fl & 0x02:
+            (first,) = struct.unpack_from("<I", enc, 16)
+            assert enc[first + 4] == 0x78
+
+
+def test_fixture_frame_header_matches_spec():
+    """/g1/int16_gzip chunk 0_0 header, byte for byte as STORAGE.md §6.5 lists it."""
+    exp = json.loads((FIXTURE / "expected.json").read_text())["objects"]["/g1/int16_gzip"]
+    data = (FIXTURE / "hsdstest" / exp["key"].replace(".dataset.json", "0_0")).read_bytes()
+    assert data[:16].hex() == "02016101" + "50c30000" + "50c30000" + "80150000"
+    h = blosc_header(data)
+    assert h["codec"] == "zlib" and h["typesize"] == 1 and h["shuffle"]
+
+
+# ---- raw streams and no-op filters ----------------------------------------------
+
+def test_raw_zlib_and_gzip_streams_decode():
+    raw = (np.arange(20000, dtype="<i4") % 1000).tobytes()
+    p = pipeline_for([COMPRESSORS["zlib"]], I4)
+    assert bytes(p.decode(zlib.compress(raw, 4))) == raw
+    assert bytes(p.decode(gzip.compress(raw))) == raw
+    # HDF5 shuffle + deflate: shuffled bytes inside the zlib stream
+    ps = pipeline_for([SHUFFLE, COMPRESSORS["zlib"]], I4)
+    assert bytes(ps.decode(zlib.compress(byte_shuffle(raw, 4)))) == raw
+    # a damaged zlib stream is a server-side error, never garbage
+    with pytest.raises(ServerError):
+        p.decode(zlib.compress(raw)[:100])
+    # neither a frame nor a zlib stream -> raw bytes
+    odd = b"\x01\x02\x03" * 10
+    assert p.decode(odd) == odd
+
+
+def test_raw_zstd_frame_decodes():
+    import zstandard
+    raw = np.arange(5000, dtype="<i4").tobytes()
+    p = pipeline_for([COMPRESSORS["zstd"]], I4)
+    assert bytes(p.decode(zstandard.ZstdCompressor().compress(raw))) == raw
+
+
+def test_damaged_blosc_frame():
+    p = pipeline_for([COMPRESSORS["lz4"]], I4)
+    enc = bytearray(p.encode((np.arange(50000, dtype="<i4") % 7).tobytes()))
+    assert not blosc_header(bytes(enc))["memcpyed"]
+    enc[16:20] = b"\xff" * 4           # first block offset beyond the frame
+    with pytest.raises(ServerError):
+        p.decode(bytes(enc))
+
+
+@pytest.mark.parametrize("filters", [[SHUFFLE], [FLETCHER], [SHUFFLE, FLETCHER], [],
+                                     [{"class": "H5Z_FILTER_NBIT", "id": 5, "name": "nbit"}]])
+def test_no_compressor_is_identity(filters):
+    raw = np.arange(1000, dtype="<i4").tobytes()
+    p = pipeline_for(filters, I4)
+    assert p.encode(raw) is raw
+    assert p.decode(raw) is raw
+
+
+def test_byte_shuffle_inverse():
+    data = bytes(range(256)) * 3 + b"xyz"
+    for size in (1, 2, 4, 8, 3):
+        assert byte_unshuffle(byte_shuffle(data, size), size) == data
+    assert byte_shuffle(b"\x01\x02\x03\x04\x05\x06\x07\x08", 4) == b"\x01\x05\x02\x06\x03\x07\x04\x08"
+
+
+def test_blosc_header_rejects_non_frames():
+    assert blosc_header(b"") is None
+    assert blosc_header(zlib.compress(b"x" * 1000)) is None
+    assert blosc_header(bytes(64)) is None                      # cbytes 0 != 64
+    frame = pipeline_for([COMPRESSORS["lz4"]], I4).encode(bytes(4000))
+    assert blosc_header(frame) is not None
+    assert blosc_header(frame + b"\0") is None                  # length mismatch
+    bad = bytearray(frame)
+    bad[0] = 3                                                  # format version > 2
+    assert blosc_header(bytes(bad)) is None
+
+
+# ---- speed ------------------------------------------------------------------------
+
+def test_no_filter_is_zero_copy_and_zlib_speed():
+    raw = np.random.default_rng(1).standard_normal(262144).astype("<f4").tobytes()
+    p = pipeline_for([], F4)
+    t = time.perf_counter()
+    for _ in range(100):
+        assert p.encode(raw) is raw and p.decode(raw) is raw
+    t_none = (time.perf_counter() - t) / 100
+    pz = pipeline_for([SHUFFLE, dict(COMPRESSORS["zlib"], level=6)], F4)
+    t = time.perf_counter()
+    enc = pz.encode(raw)
+    t_enc = time.perf_counter() - t
+    t = time.perf_counter()
+    dec = pz.decode(enc)
+    t_dec = time.perf_counter() - t
+    assert bytes(dec) == raw
+    print(f"\n1 MiB f4: no filters {t_none * 1e6:.1f} us/round trip; zlib-6 encode "
+          f"{t_enc * 1e3:.1f} ms, decode {t_dec * 1e3:.1f} ms, blosc threads "
+          f"{codecs._blosc.get_nthreads()}")
+
+
+# ---- HSDS 0.9 bitshuffle ------------------------------------------------------------
+
+def _trans_bit_8x8(x):
+    """bitshuffle's TRANS_BIT_8X8 on a uint64 array (little-endian machine)."""
+    x = x.copy()
+    t = (x ^ (x >> np.uint64(7))) & np.uint64(0x00AA00AA00AA00AA)
+    x = x ^ t ^ (t << np.uint64(7))
+    t = (x ^ (x >> np.uint64(14))) & np.uint64(0x0000CCCC0000CCCC)
+    x = x ^ t ^ (t << np.uint64(14))
+    t = (x ^ (x >> np.uint64(28))) & np.uint64(0x00000000F0F0F0F0)
+    x = x ^ t ^ (t << np.uint64(28))
+    return x
+
+
+def _bitshuffle_block(data: bytes, size: int, elem_size: int) -> bytes:
+    """A port of bitshuffle's bshuf_trans_bit_elem_scal (independent of the
+    unpackbits-based decoder): byte transpose, 8x8 bit transposes, bit-row transpose."""
+    a = np.frombuffer(data, np.uint8).reshape(size, elem_size).T.copy()      # [byte][elem]
+    quads = a.reshape(-1).view("<u8")
+    x = _trans_bit_8x8(quads)
+    tmp = np.empty((8, quads.size), np.uint8)
+    for kk in range(8):
+        tmp[kk] = ((x >> np.uint64(8 * kk)) & np.uint64(0xFF)).astype(np.uint8)
+    rows = tmp.reshape(8, elem_size, size // 8)                               # [bit][byte]
+    return rows.transpose(1, 0, 2).tobytes()                                  # [byte][bit]
+
+
+def bitshuffle_lz4_blob(raw: bytes, elem_size: int, block: int = 2048) -> bytes:
+    size = len(raw) // elem_size
+    out = [struct.pack(">QI", len(raw), block * elem_size)]
+    sizes = [block] * (size // block)
+    last = size % block - (size % block) % 8
+    if last:
+        sizes.append(last)
+    pos = 0
+    for n in sizes:
+        shuffled = _bitshuffle_block(raw[pos:pos + n * elem_size], n, elem_size)
+        comp = nc_lz4.compress(shuffled)[4:]            # raw LZ4 block
+        out += [struct.pack(">I", len(comp)), comp]
+        pos += n * elem_size
+    out.append(raw[pos:])
+    return b"".join(out)
+
+
+@pytest.mark.parametrize("dt,count", [("<i4", 64), ("<i4", 5003), ("<f8", 4096),
+                                      ("<u2", 2048 * 3 + 13), ("<i1", 100)])
+def test_hsds09_bitshuffle_chunks_decode(dt, count):
+    arr = (np.arange(count) * 7 % 1001 - 300).astype(dt)
+    raw = arr.tobytes()
+    blob = bitshuffle_lz4_blob(raw, arr.itemsize)
+    assert len(blob) != len(raw)
+    t = type_of(dt)
+    # bitshuffle alone: the blob is stored as it is
+    codec = ChunkCodec(t, (count,), [BITSHUFFLE])
+    assert codec.decode(blob).tobytes() == raw
+    # bitshuffle + lz4: the blob inside a blosc frame (blosc shuffle off)
+    codec = ChunkCodec(t, (count,), [BITSHUFFLE, COMPRESSORS["lz4"]])
+    frame = pipeline_for([COMPRESSORS["lz4"]], t).encode(blob)
+    assert codec.decode(frame).tobytes() == raw
+    # without the expected size the pipeline recognises the header
+    assert bytes(pipeline_for([BITSHUFFLE, COMPRESSORS["lz4"]], t).decode(frame)) == raw
+    # 1.0.2 writes plain frames of the unshuffled bytes (bitshuffle ignored)
+    assert codec.decode(codec.encode(arr)).tobytes() == raw
+
+
+def test_bitshuffle_undecodable_is_bad_request():
+    raw = np.arange(4096, dtype="<i4").tobytes()
+    blob = bytearray(bitshuffle_lz4_blob(raw, 4))
+    blob[20:40] = b"\xee" * 20
+    codec = ChunkCodec(I4, (4096,), [BITSHUFFLE])
+    with pytest.raises(BadRequest):
+        codec.decode(bytes(blob))
+
+
+# ---- the fixture: every stored chunk ---------------------------------------------------
+
+EXPECTED = json.loads((FIXTURE / "expected.json").read_text())
+BUCKET = FIXTURE / "hsdstest"
+REF_CLASSES = ("H5D_CONTIGUOUS_REF", "H5D_CHUNKED_REF", "H5D_CHUNKED_REF_INDIRECT")
+
+
+def dataset_doc(entry) -> dict:
+    return json.loads((BUCKET / entry["key"]).read_text())
+
+
+def chunk_dims_for(doc) -> tuple:
+    shape = doc["shape"]
+    if shape["class"] == "H5S_SCALAR":
+        return (1,)
+    cp_layout = doc.get("creationProperties", {}).get("layout") or {}
+    layout = doc.get("layout") if doc.get("layout") and \
+        cp_layout.get("class") not in REF_CLASSES else cp_layout
+    if layout.get("class", "").startswith("H5D_CHUNKED"):
+        return tuple(layout["dims"])
+    return tuple(shape["dims"])
+
+
+def codec_of(doc) -> ChunkCodec:
+    cp = doc.get("creationProperties", {})
+    fill = cp.get("fillValue")
+    b64 = fill if cp.get("fillValue_encoding") == "base64" else None
+    return ChunkCodec(doc["type"], chunk_dims_for(doc), cp.get("filters"),
+                      fill_value_json=None if b64 else fill, fill_value_b64=b64,
+                      layout_class=(cp.get("layout") or {}).get("class"))
+
+
+def assemble(entry, check_reencode=True) -> np.ndarray:
+    """Decode every stored chunk of a fixture dataset and build the whole array."""
+    doc = dataset_doc(entry)
+    codec = codec_of(doc)
+    cdims = codec.chunk_dims
+    scalar = doc["shape"]["class"] == "H5S_SCALAR"
+    dims = (1,) if scalar else tuple(doc["shape"]["dims"])
+    grid = tuple(math.ceil(d / c) for d, c in zip(dims, cdims))
+    full = np.empty(tuple(g * c for g, c in zip(grid, cdims)) + codec.shape[len(cdims):],
+                    dtype=codec.dtype)
+    fill = codec.fill_chunk()
+    for idx in np.ndindex(*grid):
+        full[tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, cdims))] = fill
+    folder = BUCKET / entry["key"].replace(".dataset.json", "")
+    for key in entry["chunk_keys"]:
+        idx = tuple(int(i) for i in key.split("/")[-1].split("_"))
+        data = (folder / key).read_bytes()
+        arr = codec.decode(data)
+        assert arr.shape == codec.shape and arr.flags.writeable
+        full[tuple(slice(i * c, (i + 1) * c) for i, c in zip(idx, cdims))] = arr
+        if check_reencode:
+            again = codec.decode(codec.encode(arr))
+            assert codec.to_raw(again) == codec.to_raw(arr)
+            assert not codec.is_fill(arr)       # HSDS never stores an all-fill chunk
+    out = full[tuple(slice(0, d) for d in dims)]
+    return out.reshape(()) if scalar else out
+
+
+def approx_equal(got, want) -> bool:
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and \
+            all(approx_equal(g, w) for g, w in zip(got, want))
+    if isinstance(want, float) or isinstance(got, float):
+        if want == "nan":
+            return got != got
+        return isinstance(got, (int, float)) and math.isclose(got, want, rel_tol=1e-6,
+                                                              abs_tol=1e-9)
+    return got == want
+
+
+def _fixture_datasets():
+    out = []
+    for path, entry in EXPECTED["objects"].items():
+        if entry.get("kind") != "dataset":
+            continue
+        if (entry.get("layout") or {}).get("class") in REF_CLASSES:
+            continue
+        out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("path", _fixture_datasets())
+def test_fixture_dataset_reads_back(path):
+    entry = EXPECTED["objects"][path]
+    arr = assemble(entry)
+    doc = dataset_doc(entry)
+    t = doc["type"]
+    summary = entry.get("summary") or {}
+    if "count" in summary:
+        shape = doc["shape"]
+        assert math.prod(shape.get("dims", [])) == summary["count"] == arr.size
+    for sample in entry.get("samples", []):
+        got = values.to_json(arr[tuple(sample["index"])], t)
+        assert approx_equal(got, sample["value"]), (path, sample, got)
+    if "values" in summary:
+        got = values.to_json(arr, t)
+        assert approx_equal(got, summary["values"]), (path, got)
+    if "sum" in summary:
+        if arr.dtype.kind in "iub":
+            assert int(arr.astype("i8").sum()) == summary["sum"]
+        else:
+            assert math.isclose(float(arr.astype("f8").sum()), summary["sum"], rel_tol=1e-9)
+    for name, want in (summary.get("field_sums") or {}).items():
+        col = arr[name]
+        if col.dtype.kind in "iub":
+            assert int(col.astype("i8").sum()) == want
+        elif col.dtype.kind == "f":
+            assert math.isclose(float(col.astype("f8").sum()), want, rel_tol=1e-9)
+        else:
+            import hashlib
+            assert hashlib.md5(b"".join(col.reshape(-1).tolist())).hexdigest() == want
+
+
+def test_fixture_covers_the_interesting_datasets():
+    paths = set(_fixture_datasets())
+    for p in ("/g1/shuffle_only_i4", "/g1/bitshuffle_lz4_i4", "/g1/int16_gzip",
+              "/g1/zstd_i4", "/g1/blosclz_u2", "/g1/lz4_shuffle_f8", "/g1/partitioned_i4",
+              "/g2/vlen_cmpd", "/g2/vlen_i4", "/g2/vlen_str", "/g2/table", "/scalar",
+              "/g2/bigendian_i4", "/g2/fill_only", "/g1/float2d"):
+        assert p in paths
+    assert EXPECTED["objects"]["/g1/shuffle_only_i4"].get("hsds_readback_broken") is True
