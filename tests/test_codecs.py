@@ -446,3 +446,21 @@ def test_fixture_covers_the_interesting_datasets():
               "/g2/bigendian_i4", "/g2/fill_only", "/g1/float2d"):
         assert p in paths
     assert EXPECTED["objects"]["/g1/shuffle_only_i4"].get("hsds_readback_broken") is True
+
+
+@pytest.mark.parametrize("size", [1, 4, 1000, 262144, 262145, 1048576, 3000001])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_zlib_ng_frames_are_blosc_frames(size, shuffle):
+    """Our DEFLATE frames (zlib-ng inside) decode with c-blosc, as HSDS reads them."""
+    from numcodecs import Blosc
+
+    from server.core.codecs import blosc_header, zlib_frame
+    rng = np.random.default_rng(size)
+    raw = (np.floor(rng.random(size // 4 + 1, dtype=np.float32) * 64)).tobytes()[:size]
+    frame = zlib_frame(raw, 6, shuffle)
+    assert Blosc().decode(frame) == raw
+    header = blosc_header(frame)
+    assert header["codec"] == "zlib" and header["typesize"] == 1
+    assert header["shuffle"] == shuffle and header["nbytes"] == size
+    noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()   # blocks that do not shrink
+    assert Blosc().decode(zlib_frame(noise, 6, shuffle)) == noise

@@ -93,6 +93,46 @@ _LZ4_PREFIX = struct.Struct("<I")
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
+# ---- DEFLATE frames with zlib-ng ------------------------------------------------
+
+try:                                    # zlib-ng: the same streams, several times faster
+    from zlib_ng import zlib_ng as _zlib_ng
+except ImportError:                     # pragma: no cover
+    _zlib_ng = None
+
+ZLIB_BLOCK = 256 * 1024                 # blosc's automatic block size for zlib
+_U32 = struct.Struct("<I")
+
+
+def zlib_frame(raw, level: int, shuffle: bool) -> bytes:
+    """One blosc1 frame (typesize 1, codec zlib) whose blocks are compressed with
+    zlib-ng: byte-identical format to what blosc writes, read by any blosc decoder
+    (HSDS's included), at several times zlib's speed. Blocks that do not shrink are
+    stored as they are (a stream whose size equals the block's), as blosc does."""
+    data = memoryview(raw).cast("B") if not isinstance(raw, bytes) else raw
+    nbytes = len(data)
+    flags = (3 << 5) | (_FLAG_SHUFFLE if shuffle else 0)
+    nblocks = -(-nbytes // ZLIB_BLOCK)
+    blocks = []
+    for i in range(nblocks):
+        block = data[i * ZLIB_BLOCK:(i + 1) * ZLIB_BLOCK]
+        packed = _zlib_ng.compress(block, level)
+        blocks.append(packed if len(packed) < len(block) else bytes(block))
+    table = BLOSC_HEADER_SIZE + 4 * nblocks
+    starts, pos = [], table
+    for b in blocks:
+        starts.append(pos)
+        pos += 4 + len(b)
+    if pos >= nbytes + BLOSC_HEADER_SIZE:        # no gain: store the bytes as they are
+        return _HEADER.pack(2, 1, flags | _FLAG_MEMCPYED, 1, nbytes, nbytes,
+                            nbytes + BLOSC_HEADER_SIZE) + bytes(data)
+    parts = [_HEADER.pack(2, 1, flags, 1, nbytes, min(ZLIB_BLOCK, nbytes), pos),
+             b"".join(_U32.pack(s) for s in starts)]
+    for b in blocks:
+        parts += [_U32.pack(len(b)), b]
+    return b"".join(parts)
+
+
 # ---- threads ----------------------------------------------------------------
 
 _threads_lock = threading.Lock()
@@ -359,6 +399,8 @@ class Pipeline:
             return raw
         if self.cname not in BLOSC_CODECS:
             raise BadRequest(f"compressor {self.cname!r} is not supported for writing")
+        if self.cname == "zlib" and _zlib_ng is not None and len(raw):
+            return zlib_frame(raw, self.level, self.shuffle)
         shuffle = _blosc.SHUFFLE if self.shuffle else _blosc.NOSHUFFLE
         return _blosc.compress(raw, self.cname.encode("ascii"), self.level, shuffle,
                                _blosc.AUTOBLOCKS, 1)
