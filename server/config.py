@@ -64,6 +64,7 @@ class Settings:
     hsds_endpoint: str = ""
     cors_domain: str = "*"
     top_level_domains: list = dataclasses.field(default_factory=list)
+    direct_reads: str = "auto"         # SN reads clean chunks itself: auto (POSIX)|always|never
     # serverless
     aws_lambda_chunkread_function: str = ""
     aws_lambda_gateway: str = ""

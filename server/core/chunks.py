@@ -154,10 +154,14 @@ class ChunkCodec:
     # ---- encode -----------------------------------------------------------
 
     def to_raw(self, arr) -> bytes:
-        """A full chunk array -> raw chunk bytes (§6.3/§6.4, no filters)."""
+        """A full chunk array -> raw chunk bytes (§6.3/§6.4, no filters). A read-only
+        array (adopted from a request body, never changed in place) is viewed, not
+        copied."""
         arr = np.asarray(arr)
         if arr.shape != self.shape:
             raise BadRequest(f"chunk of shape {arr.shape}, expected {self.shape}")
+        if not arr.flags.writeable:
+            return values.as_buffer(arr, self.type, internal=False)
         return values.to_bytes(arr, self.type, wire=False)
 
     def compress(self, raw):

@@ -11,9 +11,14 @@ from .errors import BadRequest
 _LEN = struct.Struct("<I")
 
 
+def head(header: dict) -> bytes:
+    """The frame's start (length + JSON header); the payload parts follow it."""
+    text = json.dumps(header).encode("utf-8")
+    return _LEN.pack(len(text)) + text
+
+
 def pack(header: dict, *payload) -> bytes:
-    head = json.dumps(header).encode("utf-8")
-    return b"".join((_LEN.pack(len(head)), head, *payload))
+    return b"".join((head(header), *payload))
 
 
 def unpack(body) -> tuple[dict, memoryview]:

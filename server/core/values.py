@@ -430,6 +430,15 @@ def _nest(items, shape):
 # numpy <-> bytes
 # ============================================================================
 
+def as_buffer(arr, t, internal=True):
+    """Like to_bytes, but for fixed-size types a zero-copy byte view of the array
+    (copied only when not C-contiguous): for sending and storing, never for keeping."""
+    if type_info(t).variable:
+        return to_bytes(arr, t, wire=False, internal=internal)
+    arr = np.ascontiguousarray(arr)
+    return memoryview(arr.reshape(-1).view(np.uint8)) if arr.size else b""
+
+
 def to_bytes(arr, t, wire=True, internal=False) -> bytes:
     """Binary form of an array of type t.
 

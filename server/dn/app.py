@@ -65,15 +65,23 @@ async def drop(request):
 BINARY = "application/octet-stream"
 
 
-def _framed(header: dict, sizes: list, payload: list) -> web.Response:
-    return web.Response(body=frames.pack({**header, "sizes": sizes}, *payload),
-                        content_type=BINARY)
+async def _framed(request, header: dict, sizes: list, payload: list) -> web.StreamResponse:
+    """A framed answer written piece by piece (no joined copy)."""
+    rsp = web.StreamResponse(headers={"Content-Type": BINARY})
+    first = frames.head({**header, "sizes": sizes})
+    rsp.content_length = len(first) + sum(sizes)
+    await rsp.prepare(request)
+    await rsp.write(first)
+    for part in payload:
+        await rsp.write(part)
+    await rsp.write_eof()
+    return rsp
 
 
 async def read_chunks(request):
     header, _ = frames.unpack(await request.read())
     sizes, pieces = await request.app[OPS].read(Request(header))
-    return _framed({}, sizes, pieces)
+    return await _framed(request, {}, sizes, pieces)
 
 
 async def write_chunks(request):
@@ -83,11 +91,16 @@ async def write_chunks(request):
     return json_response({})
 
 
+async def dirty_chunks(request):
+    body = await read_json(request)
+    return json_response({"dirty": request.app[NODE].chunks.dirty_prefixes(body["prefixes"])})
+
+
 async def query_chunks(request):
     header, _ = frames.unpack(await request.read())
     counts, sizes, payload = await request.app[OPS].query(
         Request(header), header["query"], header.get("limit"), header.get("update"))
-    return _framed({"counts": counts}, sizes, payload)
+    return await _framed(request, {"counts": counts}, sizes, payload)
 
 
 def make_app(node: DataNode) -> web.Application:
@@ -97,6 +110,7 @@ def make_app(node: DataNode) -> web.Application:
     app.router.add_post("/chunks/read", read_chunks)
     app.router.add_post("/chunks/write", write_chunks)
     app.router.add_post("/chunks/query", query_chunks)
+    app.router.add_post("/chunks/dirty", dirty_chunks)
     app.router.add_get("/health", health)
     app.router.add_get("/meta", get_meta)
     app.router.add_put("/meta", put_meta)

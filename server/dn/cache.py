@@ -19,7 +19,7 @@ MAX_TOMBSTONES = 100_000
 
 class Entry:
     """A cached value. `encode(value) -> bytes` writes it back; `stored` says whether
-    storage holds a copy; `empty(value)` (chunks: all fill) says a never-stored value
+    storage holds a copy (None: unknown); `empty(value)` (chunks: all fill) says a never-stored value
     need not be written; `memo` is in-memory state beside it (deleted link and
     attribute names, for 410 answers) that is never written."""
     __slots__ = ("value", "size", "version", "memo", "encode", "stored", "empty", "compress")
@@ -93,7 +93,8 @@ class WriteBackCache:
                       empty, compress)
         if old is not None:
             entry.version, entry.memo = old.version + 1, old.memo
-            entry.stored = entry.stored or old.stored
+            entry.stored = True if (entry.stored or old.stored) else \
+                (None if None in (entry.stored, old.stored) else False)
         self._entries[bk] = entry
         self._bytes += entry.size
         self._tombstones.pop(bk, None)
@@ -147,7 +148,13 @@ class WriteBackCache:
         self._writing[bk] = done
         version = entry.version
         try:
-            if entry.stored or entry.empty is None or not entry.empty(entry.value):
+            if entry.stored is not True and entry.empty is not None \
+                    and entry.empty(entry.value):
+                # all fill: nothing to store; if storage may hold an old copy, remove it
+                if entry.stored is None:
+                    await self.store.delete(*bk)
+                    entry.stored = False
+            else:
                 # encode (a snapshot) here; compress off the event loop
                 data = entry.encode(entry.value)
                 if entry.compress is not None:
@@ -177,6 +184,11 @@ class WriteBackCache:
         for err in errors:
             log.error("%s write-back failed: %s", self.name, err)
         return len(due) - len(errors), errors
+
+    def dirty_prefixes(self, prefixes) -> list:
+        """Those prefixes under which some entry is dirty or being written (any bucket)."""
+        keys = [bk[1] for bk in self._dirty] + [bk[1] for bk in self._writing]
+        return [p for p in prefixes if any(k.startswith(p) for k in keys)]
 
     @property
     def dirty_count(self) -> int:

@@ -92,11 +92,11 @@ class ChunkOps:
         return {"value": arr, "encode": codec.to_raw, "empty": codec.is_fill,
                 "compress": codec.compress if codec.compressed else None}
 
-    def _piece_bytes(self, req: Request, piece) -> bytes:
+    def _piece_bytes(self, req: Request, piece):
         if req.fields:
             piece = np.ascontiguousarray(piece[list(req.fields)]).astype(
                 types.dtype_of(req.piece_type))
-        return values.to_bytes(piece, req.piece_type, wire=False, internal=True)
+        return values.as_buffer(piece, req.piece_type)
 
     async def read(self, req: Request) -> tuple[list, list]:
         """Each task's selected elements as raw bytes, in task order."""
@@ -106,20 +106,33 @@ class ChunkOps:
         return [len(p) for p in pieces], pieces
 
     async def write(self, req: Request, payloads: list):
-        """Put each task's piece (raw bytes) into its chunk; the chunks become dirty."""
+        """Put each task's piece (raw bytes) into its chunk; the chunks become dirty. A
+        piece that is a whole chunk replaces it without reading the old one, and its
+        bytes are adopted as they are (read-only; copied if a later write changes it)."""
         if any(ref for _, _, ref in req.tasks):
             raise BadRequest("datasets with linked (_REF) layouts are read-only")
+        codec = req.codec
         pieces = [values.from_bytes(data, req.piece_type, task.shape, internal=True)
                   for data, (_, task, _) in zip(payloads, req.tasks)]
-        entries = await asyncio.gather(*(self._chunk(req, c) for c, _, _ in req.tasks))
-        for entry, piece, (chunk, task, _) in zip(entries, pieces, req.tasks):
-            target = entry.value
-            if req.fields:
-                for name in req.fields:
-                    target[name][task.chunk_sel] = piece[name]
+        whole = [not req.fields and _covers(task, codec.shape) for _, task, _ in req.tasks]
+        entries = await asyncio.gather(*(
+            _none() if full else self._chunk(req, c)
+            for full, (c, _, _) in zip(whole, req.tasks)))
+        for entry, full, piece, (chunk, task, _) in zip(entries, whole, pieces, req.tasks):
+            bk = (req.bucket, chunk_key(chunk))
+            if full:      # storage may or may not hold the old chunk: stored unknown
+                self.node.chunks.insert(bk, stored=None, **self._fields(
+                    codec, piece.reshape(codec.shape)))
             else:
-                target[task.chunk_sel] = piece
-            self.node.chunks.changed((req.bucket, chunk_key(chunk)))
+                if not entry.value.flags.writeable:
+                    entry.value = entry.value.copy()
+                target = entry.value
+                if req.fields:
+                    for name in req.fields:
+                        target[name][task.chunk_sel] = piece[name]
+                else:
+                    target[task.chunk_sel] = piece
+            self.node.chunks.changed(bk)
 
     async def query(self, req: Request, text: str, limit: int | None, update: dict | None):
         """Rows matching the query in each task's rows: positions within the task's piece
@@ -141,6 +154,8 @@ class ChunkOps:
             if changes and len(hits):
                 if ref:
                     raise BadRequest("datasets with linked (_REF) layouts are read-only")
+                if not entry.value.flags.writeable:
+                    entry.value = entry.value.copy()
                 positions = _positions(task, hits)
                 for name, value in changes.items():
                     entry.value[name][positions] = value
@@ -153,6 +168,19 @@ class ChunkOps:
             if remaining == 0:
                 break
         return counts, out_sizes, out_payload
+
+
+async def _none():
+    return None
+
+
+def _covers(task: ChunkTask, chunk_shape: tuple) -> bool:
+    """Does the task write every element of its chunk (full slices, chunk order)?"""
+    sel = task.chunk_sel
+    if tuple(task.shape) != tuple(chunk_shape[:len(task.shape)]) or len(sel) != len(task.shape):
+        return False
+    return all(isinstance(s, slice) and (s.start or 0) == 0 and (s.step or 1) == 1
+               and s.stop == n for s, n in zip(sel, task.shape))
 
 
 def _positions(task: ChunkTask, hits: np.ndarray):

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core import frames, values
 from ..core.errors import Unavailable, error_for
-from ..core.ids import node_index
+from ..core.ids import dataset_prefix, node_index
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
@@ -42,7 +42,7 @@ class DnExecutor:
             batches.append((url, current))
         return batches
 
-    async def _post(self, url: str, body: bytes):
+    async def _post(self, url: str, body):
         try:
             async with self.session.post(url, data=body, headers={
                     "Content-Type": "application/octet-stream"}) as rsp:
@@ -53,6 +53,13 @@ class DnExecutor:
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
             log.warning("data node %s unreachable: %s", url, e)
             raise Unavailable("a data node is not reachable") from None
+
+    async def dirty(self, dset_ids) -> set:
+        """The datasets of which some DN still holds chunks not yet in storage."""
+        prefixes = {dataset_prefix(d): d for d in dset_ids}
+        body = json.dumps({"prefixes": list(prefixes)}).encode()
+        answers = await asyncio.gather(*(self._post(u + "/chunks/dirty", body) for u in self.urls))
+        return {prefixes[p] for raw in answers for p in json.loads(raw)["dirty"]}
 
     async def read(self, job: Job, tasks, out: np.ndarray):
         """Fill out[task.out_sel] for every task."""
@@ -68,12 +75,10 @@ class DnExecutor:
     async def write(self, job: Job, tasks, src: np.ndarray):
         """Write src[task.out_sel] into every task's chunk."""
         async def one(url, group):
-            pieces = [values.to_bytes(np.ascontiguousarray(src[task.out_sel]),
-                                      job.piece_type, wire=False, internal=True)
-                      for task in group]
+            pieces = [values.as_buffer(src[task.out_sel], job.piece_type) for task in group]
             header = job.header(group)
             header["sizes"] = [len(p) for p in pieces]
-            await self._post(url + "/chunks/write", frames.pack(header, *pieces))
+            await self._post(url + "/chunks/write", _stream(frames.head(header), pieces))
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
 
@@ -109,6 +114,13 @@ class DnExecutor:
                 if remaining <= 0:
                     break
         return found
+
+
+async def _stream(first: bytes, parts: list):
+    """A request body sent part by part (no joined copy of the pieces)."""
+    yield first
+    for part in parts:
+        yield part
 
 
 def _error_message(raw: bytes, default: str) -> str:

@@ -7,9 +7,11 @@ from aiohttp import web
 
 from ..core.errors import Unavailable
 from ..web import error_middleware, json_response
+from ..offload.direct import DirectExecutor
+from ..offload.dispatch import Dispatcher
 from ..offload.dn import DnExecutor
 from . import attributes, datasets, domains, links, objects, values
-from .service import API_VERSION, CALLER, SERVICE, Service, service
+from .service import API_VERSION, CALLER, SERVICE, VIA, Service, service
 
 log = logging.getLogger("h5cloud.sn")
 OPEN_PATHS = ("/about", "/info")
@@ -37,8 +39,9 @@ async def access_log(request, handler):
         status = e.status
         raise
     finally:
-        log.info("%s %s %d %.1fms", request.method, request.path_qs, status,
-                 (time.perf_counter() - start) * 1000)
+        via = request.get(VIA)
+        log.info("%s %s %d %.1fms%s", request.method, request.path_qs, status,
+                 (time.perf_counter() - start) * 1000, f" via {via}" if via else "")
 
 
 @web.middleware
@@ -171,7 +174,11 @@ def make_app(svc: Service) -> web.Application:
 
     async def start(app):
         await svc.nodes.start()
-        svc.executor = DnExecutor(svc.nodes.session, svc.nodes.urls)
+        dn = DnExecutor(svc.nodes.session, svc.nodes.urls)
+        direct = DirectExecutor(svc.store) if svc.direct_reads else None
+        svc.executor = Dispatcher(dn, direct, svc.settings.s3_age_time)
+        tasks.append(asyncio.ensure_future(
+            svc.executor.settle_loop(max(0.2, svc.settings.s3_sync_interval))))
         tasks.append(asyncio.ensure_future(watch_nodes(svc)))
 
     async def stop(app):

@@ -117,6 +117,7 @@ async def put_domain(request):
         if "root" in parent_doc:
             raise BadRequest(f"parent {parent} is a domain, not a folder")
         svc.require(who, parent_doc, "create")
+    svc.forget_domain(target)
     try:
         await svc.domain_doc(target)
         raise Conflict(f"{target.path} already exists")
@@ -145,6 +146,7 @@ async def put_domain(request):
     doc.update(owner=owner, acls=aclmod.initial_acls(
         owner, parent_doc and parent_doc.get("acls"), is_folder,
         svc.settings.default_public, admins), created=now, lastModified=now)
+    svc.forget_domain(target)
     try:
         await svc.nodes.put(target.bucket, ids.domain_key(target.path), doc,
                             target.qualified, exclusive=True, sync=True)
@@ -180,7 +182,9 @@ async def flush_domain(request, target: Target, getdnids: bool):
     svc = service(request)
     doc = await load_domain(request, target, "update")
     if "root" in doc:
+        generation = svc.executor.generation
         await svc.nodes.flush_all()
+        svc.executor.flushed(generation)
     if getdnids:
         return json_response({"dn_ids": svc.nodes.ids})
     return web.Response(status=204)
@@ -205,7 +209,9 @@ async def delete_domain(request):
     if "root" not in doc:
         async for _ in svc.store.list_dirs(target.bucket, target.path.lstrip("/") + "/"):
             raise Conflict("folder has sub-items")
+    svc.forget_domain(target)
     await svc.nodes.delete(target.bucket, ids.domain_key(target.path), target.qualified)
+    svc.forget_domain(target)
     keep_root = flag(q, "keep_root") or bool(body.get("keep_root"))
     if "root" in doc and not keep_root:
         root_id = doc["root"]
@@ -320,4 +326,5 @@ async def put_acl(request):
     await svc.nodes.apply(target.bucket, ids.domain_key(target.path), target.qualified,
                           "set_acl", {"user": user, "flags": flags,
                                       "domain": target.qualified}, sync=True)
+    svc.forget_domain(target)
     return json_response({}, status=201)

@@ -373,7 +373,8 @@ async def place_new(svc, target, domain_doc, body: dict, prefix: str, implicit=F
         name = link["name"]
         if not isinstance(name, str) or not name or "/" in name:
             raise BadRequest(f"invalid link name: {name!r}")
-        await load_object(svc, target, domain_doc, link["id"], "g")
+        # the parent's existence is checked when the link is added to it
+        await check_member(svc, target, domain_doc, link["id"], "g")
         return link["id"], name
     if h5path is None:
         return None
@@ -403,8 +404,10 @@ async def place_new(svc, target, domain_doc, body: dict, prefix: str, implicit=F
 
 async def create_object(svc, target, domain_doc, prefix: str, fields: dict, place=None,
                         obj_id: str | None = None) -> dict:
-    """Write a new object (at once, as HSDS does) and link it where placed."""
+    """Store a new object (through its DN's write-back, like any change) and link it
+    where placed. A client-chosen id must not be in use; ours are random."""
     root = domain_doc["root"]
+    chosen = obj_id is not None
     if obj_id is not None:
         if not ids.is_valid(obj_id, prefix) or not ids.is_v2(obj_id) \
                 or not ids.same_domain(obj_id, root) or ids.is_root(obj_id):
@@ -422,8 +425,7 @@ async def create_object(svc, target, domain_doc, prefix: str, fields: dict, plac
             doc[key] = fields.pop(key)
     doc["attributes"] = fields.pop("attributes", None) or {}
     doc.update(fields)
-    await svc.nodes.put(target.bucket, ids.object_key(obj_id), doc, obj_id,
-                        exclusive=True, sync=True)
+    await svc.nodes.put(target.bucket, ids.object_key(obj_id), doc, obj_id, exclusive=chosen)
     if place is not None:
         parent_id, title = place
         try:

@@ -10,6 +10,7 @@ from .auth import Authenticator, Caller
 from .nodes import DataNodes
 from .params import Target, target_of
 
+DOMAIN_TTL = 2.0        # seconds a cached domain document is trusted
 API_VERSION = "1.0.2"   # the HSDS release whose API and storage we serve
 COMPRESSORS = ["blosclz", "lz4", "lz4hc", "gzip", "zstd", "deflate"]
 
@@ -23,12 +24,31 @@ class Service:
         self.start_time = int(time.time())
         self.node_id = settings.node_id or "sn-1"
         self.in_flight = 0
-        self.executor = None        # set at start: chunk tasks go to the DNs
+        self._domains: dict = {}    # (bucket, path) -> (document, when read)
+        self.executor = None        # offload.Dispatcher, made at start
+        # the SN reads clean chunks itself where storage is local (measured cheaper than
+        # a DN hop); over S3 the DNs' caches save round trips, so reads stay with them
+        mode = settings.direct_reads
+        self.direct_reads = mode == "always" or (mode == "auto" and bool(settings.root_dir))
 
     # ---- documents through their owning DN ------------------------------
 
     async def domain_doc(self, target: Target) -> dict:
-        return await self.nodes.get(target.bucket, ids.domain_key(target.path), target.qualified)
+        """The domain's document, from a short-lived cache: every change to a domain
+        goes through this SN, which forgets its copy (forget_domain); the TTL only
+        bounds how long a change made by another server stays unseen."""
+        key = (target.bucket, target.path)
+        hit = self._domains.get(key)
+        if hit is not None and time.monotonic() - hit[1] < DOMAIN_TTL:
+            return hit[0]
+        doc = await self.nodes.get(target.bucket, ids.domain_key(target.path), target.qualified)
+        if len(self._domains) > 10_000:
+            self._domains.clear()
+        self._domains[key] = (doc, time.monotonic())
+        return doc
+
+    def forget_domain(self, target: Target):
+        self._domains.pop((target.bucket, target.path), None)
 
     async def object_doc(self, bucket: str, obj_id: str) -> dict:
         return await self.nodes.get(bucket, ids.object_key(obj_id), obj_id)
@@ -54,6 +74,7 @@ class Service:
 
 SERVICE = web.AppKey("service", Service)
 CALLER = "h5cloud.caller"
+VIA = "h5cloud.via"          # which executor served a request's chunks (for the log)
 
 
 def service(request) -> Service:

@@ -5,6 +5,7 @@ list of chunk tasks (core.selection) run by an executor (offload: the DNs by
 default). Binary reads stream page by page with memory bounded by
 max_request_size; binary bodies and responses are raw numpy bytes.
 """
+import asyncio
 import base64
 import binascii
 
@@ -18,9 +19,10 @@ from ..web import json_response, parse_json
 from . import refs
 from .objects import load_object, object_op
 from .params import flag, int_param
-from .service import href, require_domain, service
+from .service import VIA, href, require_domain, service
 
 BINARY = "application/octet-stream"
+STREAM_PAGE = 8 * 1024**2      # bytes per streamed page of a binary read
 
 
 # ---- context -----------------------------------------------------------------
@@ -67,17 +69,21 @@ def item_estimate(job: Job) -> int:
     return 512 if job.item_size == "H5T_VARIABLE" else job.item_size
 
 
-async def read_array(svc, job: Job, sel) -> np.ndarray:
+async def read_array(svc, job: Job, sel, request=None) -> np.ndarray:
     out = np.empty(types.full_shape(job.piece_type, sel.shape), job.piece_dtype)
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
-    await svc.executor.read(job, tasks, out)
+    via = await svc.executor.read(job, tasks, out)
+    if request is not None:
+        request[VIA] = via          # which executor ran it, for the request's log line
     return out
 
 
-async def read_points(svc, job: Job, points: np.ndarray) -> np.ndarray:
+async def read_points(svc, job: Job, points: np.ndarray, request=None) -> np.ndarray:
     out = np.empty(types.full_shape(job.piece_type, (len(points),)), job.piece_dtype)
     tasks = await _prepare(svc, job, selection.point_chunk_tasks(points, job.chunk_dims))
-    await svc.executor.read(job, tasks, out)
+    via = await svc.executor.read(job, tasks, out)
+    if request is not None:
+        request[VIA] = via
     return out
 
 
@@ -125,25 +131,33 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
     if (not binary or scalar) and estimate >= limit:
         raise TooLarge(f"the response would be {estimate} bytes (limit {limit})")
     if not binary:
-        arr = await read_array(svc, job, sel)
+        arr = await read_array(svc, job, sel, request)
         value = encode(arr, job, False, flag(q, "ignore_nan"), flag(q, "reduce_dim"), scalar)
         if scalar and isinstance(value, list) and not job.type.get("class") in (
                 "H5T_COMPOUND", "H5T_ARRAY", "H5T_VLEN"):
             value = value[0] if value else value
         return json_response({"value": value,
                               "hrefs": value_hrefs(request, target, doc, domain_doc)})
-    per_page = max(1, limit // max(1, item_estimate(job)))
-    pages = list(selection.pages(sel, job.chunk_dims, per_page))
+    # stream page by page (chunk rows), reading the next page while sending this one
+    page_bytes = min(limit, STREAM_PAGE)
+    pages = list(selection.pages(sel, job.chunk_dims,
+                                 max(1, page_bytes // max(1, item_estimate(job)))))
     if len(pages) <= 1:
-        arr = await read_array(svc, job, sel)
+        arr = await read_array(svc, job, sel, request)
         return web.Response(body=encode(arr, job, True), content_type=BINARY)
     rsp = web.StreamResponse(headers={"Content-Type": BINARY})
     if job.item_size != "H5T_VARIABLE":
         rsp.content_length = estimate
-    await rsp.prepare(request)
-    for page, _ in pages:
-        arr = await read_array(svc, job, page)
-        await rsp.write(encode(arr, job, True))
+    upcoming = asyncio.ensure_future(read_array(svc, job, pages[0][0], request))
+    try:
+        await rsp.prepare(request)
+        for i in range(len(pages)):
+            arr = await upcoming
+            if i + 1 < len(pages):
+                upcoming = asyncio.ensure_future(read_array(svc, job, pages[i + 1][0]))
+            await rsp.write(encode(arr, job, True))
+    finally:
+        upcoming.cancel()
     await rsp.write_eof()
     return rsp
 
@@ -225,7 +239,7 @@ async def post_value(request):
     estimate = len(points) * item_estimate(job)
     if estimate >= svc.settings.max_request_size:
         raise TooLarge(f"the response would be {estimate} bytes")
-    arr = await read_points(svc, job, points)
+    arr = await read_points(svc, job, points, request)
     if binary_out:
         return web.Response(body=encode(arr, job, True), content_type=BINARY)
     return json_response({"value": encode(arr, job, False, flag(q, "ignore_nan")),

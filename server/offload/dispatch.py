@@ -1,0 +1,111 @@
+"""Which executor runs a request's chunk tasks.
+
+Writes always go to the owning DNs (the one writer of each chunk). Reads go to the
+DNs unless the dataset is known clean — no DN holds a chunk of it that storage has
+not got yet — and then to a cheaper executor: the SN reading storage itself. A
+dataset is marked dirty by every write through here and becomes clean again when a
+flush completes or the DNs report nothing dirty under it.
+"""
+import asyncio
+import contextlib
+import logging
+import time
+
+from .direct import DirectExecutor
+from .dn import DnExecutor
+from .job import Job
+
+log = logging.getLogger("h5cloud.offload")
+DENSE = 1 / 16      # share of each chunk a read must use to be read by the SN itself
+
+
+class Dispatcher:
+    def __init__(self, dn: DnExecutor, direct: DirectExecutor | None, settle_after: float):
+        self.dn = dn
+        self.direct = direct
+        self.settle_after = settle_after
+        self.generation = 0
+        self.marks: dict = {}          # dataset id -> (generation, time of last write)
+        self.writing: dict = {}        # dataset id -> writes in flight
+
+    # ---- dirtiness ----------------------------------------------------------
+
+    def _mark(self, dset_id: str):
+        self.generation += 1
+        self.marks[dset_id] = (self.generation, time.monotonic())
+
+    def is_clean(self, dset_id: str) -> bool:
+        return dset_id not in self.marks and not self.writing.get(dset_id)
+
+    def flushed(self, since_generation: int):
+        """Every DN has written everything it held when since_generation was current."""
+        for dset_id, (gen, _) in list(self.marks.items()):
+            if gen <= since_generation and not self.writing.get(dset_id):
+                del self.marks[dset_id]
+
+    async def settle(self):
+        """Clear marks of datasets the DNs no longer hold dirty (run periodically)."""
+        due = [d for d, (_, t) in self.marks.items()
+               if time.monotonic() - t >= self.settle_after and not self.writing.get(d)]
+        if not due:
+            return
+        gen = self.generation
+        try:
+            still = await self.dn.dirty(due)
+        except Exception as e:            # a DN is away: keep the marks
+            log.debug("settle skipped: %s", e)
+            return
+        for dset_id in due:
+            mark = self.marks.get(dset_id)
+            if dset_id not in still and mark and mark[0] <= gen and not self.writing.get(dset_id):
+                del self.marks[dset_id]
+
+    # ---- running tasks --------------------------------------------------------
+
+    def reader(self, job: Job, tasks):
+        """Direct reads pay a whole chunk per task; DNs answer from memory. So the SN
+        reads itself only clean datasets and only when tasks use much of each chunk
+        (a column or scattered points stay with the DNs' caches)."""
+        if self.direct is None or not self.is_clean(job.dset["id"]) or not tasks:
+            return self.dn
+        per_chunk = 1
+        for n in job.chunk_dims:
+            per_chunk *= n
+        used = sum(t.count for t in tasks) / (len(tasks) * per_chunk)
+        return self.direct if used >= DENSE else self.dn
+
+    async def read(self, job: Job, tasks, out) -> str:
+        executor = self.reader(job, tasks)
+        await executor.read(job, tasks, out)
+        return executor.name
+
+    @contextlib.contextmanager
+    def _changing(self, dset_id: str):
+        """Around a write: dirty from before it starts until the DNs report it stored."""
+        self.writing[dset_id] = self.writing.get(dset_id, 0) + 1
+        self._mark(dset_id)
+        try:
+            yield
+        finally:
+            self._mark(dset_id)
+            self.writing[dset_id] -= 1
+            if not self.writing[dset_id]:
+                del self.writing[dset_id]
+
+    async def write(self, job: Job, tasks, src):
+        with self._changing(job.dset["id"]):
+            await self.dn.write(job, tasks, src)
+
+    async def query(self, job: Job, tasks, text, limit=None, update=None):
+        if update is not None:
+            with self._changing(job.dset["id"]):
+                return await self.dn.query(job, tasks, text, limit, update)
+        return await self.reader(job, tasks).query(job, tasks, text, limit)
+
+    async def settle_loop(self, interval: float):
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.settle()
+            except Exception:
+                log.exception("settle pass failed")
