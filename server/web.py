@@ -34,6 +34,29 @@ def parse_json(raw: bytes):
         raise BadRequest(f"body is not valid JSON: {e}") from None
 
 
+async def read_body(request: web.Request) -> bytes | bytearray:
+    """The whole body, copied once into a buffer of the announced size (aiohttp's own
+    read() grows a buffer and copies it again)."""
+    size = request.content_length
+    if not size:
+        return await request.read()
+    if size > request.app._client_max_size:
+        raise web.HTTPRequestEntityTooLarge(max_size=request.app._client_max_size,
+                                            actual_size=size)
+    buf = bytearray(size)
+    view = memoryview(buf)
+    pos = 0
+    async for chunk in request.content.iter_any():
+        n = len(chunk)
+        if pos + n > size:
+            raise BadRequest("body longer than its Content-Length")
+        view[pos:pos + n] = chunk
+        pos += n
+    if pos != size:
+        raise BadRequest("body shorter than its Content-Length")
+    return buf
+
+
 async def read_json(request: web.Request):
     return parse_json(await request.read())
 

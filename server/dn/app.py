@@ -2,7 +2,7 @@
 from aiohttp import web
 
 from ..core import frames
-from ..web import error_middleware, json_response, read_json
+from ..web import error_middleware, json_response, read_body, read_json
 from .chunks import ChunkOps, Request
 from .node import DataNode
 
@@ -85,7 +85,7 @@ async def read_chunks(request):
 
 
 async def write_chunks(request):
-    header, payload = frames.unpack(await request.read())
+    header, payload = frames.unpack(await read_body(request))
     req = Request(header)
     await request.app[OPS].write(req, frames.split(payload, header["sizes"]))
     return json_response({})

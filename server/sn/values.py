@@ -15,7 +15,7 @@ from aiohttp import web
 from ..core import layout, selection, shapes, types, values
 from ..core.errors import BadRequest, TooLarge
 from ..offload.job import Job
-from ..web import json_response, parse_json
+from ..web import json_response, parse_json, read_body
 from . import refs
 from .objects import load_object, object_op
 from .params import flag, int_param
@@ -263,7 +263,7 @@ async def put_value(request):
     binary = BINARY in content_type
     if not binary and content_type and "json" not in content_type:
         raise BadRequest(f"unsupported content type: {content_type}")
-    raw = await request.read()
+    raw = await read_body(request)
     body = {} if binary else parse_json(raw)
     if not binary and not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
