@@ -81,6 +81,26 @@ class Cluster:
         return stop(self.run_dir, timeout)
 
 
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports (tests, benchmarks)."""
+    import random
+    import socket
+
+    def free(port):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return True
+            except OSError:
+                return False
+
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        if all(free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free ports")
+
+
 def ready(endpoint: str) -> bool:
     try:
         with urllib.request.urlopen(endpoint + "/about", timeout=2) as rsp:

@@ -2,34 +2,17 @@
 import os
 import random
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
+
+from server.launch import free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FIXTURE = SHARED / "fixtures" / "hsds-1.0.2"
 PASSWORDS = "admin:admin\ntest_user1:test\ntest_user2:test\n"
 GROUPS = "test_group: test_user1 test_user2\n"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_ports(count: int) -> int:
-    """The first of `count` consecutive free loopback ports."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
-        if all(_port_free(base + i) for i in range(count)):
-            return base
-    raise RuntimeError("no free ports")
 
 
 @pytest.fixture(scope="session")

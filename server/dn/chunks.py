@@ -163,7 +163,7 @@ class ChunkOps:
                 rows = entry.value[task.chunk_sel]
             counts.append(len(hits))
             out_payload.append(hits.astype("<u8").tobytes())
-            out_payload.append(self._piece_bytes(req, rows[hits]))
+            out_payload.append(self._piece_bytes(req, np.take(rows, hits)))
             out_sizes += [8 * len(hits), len(out_payload[-1])]
             if remaining == 0:
                 break

@@ -75,7 +75,7 @@ class DirectExecutor:
             rows = arr[task.chunk_sel]
             hits = np.flatnonzero(query.mask(rows))
             if len(hits):
-                found[id(task)] = (task, hits, select(job, rows[hits], _All()))
+                found[id(task)] = (task, hits, select(job, np.take(rows, hits), _All()))
         await self._each(job, tasks, match)
         ordered = [found[id(t)] for t in tasks if id(t) in found]
         if limit is not None:
