@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the test suite: ./testall.sh [pytest args]
 # Sets itself up on a fresh machine: .venv with the package and its test extras,
-# and .venv-h5pyd024 with h5pyd 0.24.0 (the older client the tests also drive).
+# .venv-h5pyd024 with h5pyd 0.24.0 (the older client the tests also drive), and
+# .venv-hsds with stock HSDS 1.0.2 (the interoperability test starts it).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -17,5 +18,11 @@ if ! .venv-h5pyd024/bin/python -c 'import h5pyd' >/dev/null 2>&1; then
   echo "setting up .venv-h5pyd024 (h5pyd 0.24.0)..."
   python3 -m venv .venv-h5pyd024
   .venv-h5pyd024/bin/python -m pip install -q h5pyd==0.24.0
+fi
+if ! .venv-hsds/bin/python -c 'import hsds' >/dev/null 2>&1; then
+  # stock HSDS 1.0.2, only to check it reads what h5cloud writes (never a dependency)
+  echo "setting up .venv-hsds (hsds 1.0.2)..."
+  python3 -m venv .venv-hsds
+  .venv-hsds/bin/python -m pip install -q hsds==1.0.2
 fi
 exec .venv/bin/python -m pytest "$@"

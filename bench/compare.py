@@ -5,7 +5,7 @@
 1. ../shared/bench/loopback_limit.py: how fast a bare aiohttp handler moves 32 MiB blocks.
 2. h5cloud with 1 SN + N DNs (POSIX storage in a temporary folder, free loopback ports),
    driven by ../shared/bench/workload.py.
-3. stock HSDS 1.0.2 (installed into bench/.hsds-venv on first use) through
+3. stock HSDS 1.0.2 (installed into .venv-hsds on first use) through
    ../shared/bench/hsds_anchor.sh, same workload.
 Prints a side-by-side table with the targets of the values issue, and a JSON line.
 """
@@ -79,7 +79,7 @@ def run_h5cloud(args) -> dict:
 
 
 def run_hsds(args) -> dict:
-    venv = HERE / ".hsds-venv"
+    venv = REPO / ".venv-hsds"
     if not (venv / "bin" / "hsds").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "hsds==1.0.2"], check=True)
