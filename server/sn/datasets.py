@@ -4,11 +4,13 @@ import asyncio
 
 from ..core import layout, shapes
 from ..core.errors import BadRequest
+from ..core.types import for_clients
 from ..web import json_response, read_json
 from .objects import (created_json, create_object, load_object, object_op, place_new,
                       resolve_type)
 from .params import flag
-from .service import href, require_domain, service
+from .service import COMPRESSORS, href, require_domain, service
+from .values import clear_region, write_json_value
 
 
 async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
@@ -27,7 +29,7 @@ async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
     if "filters" in props:
         if shape["class"] == "H5S_NULL":
             raise BadRequest("a null-space dataset has no filters")
-        props["filters"] = layout.normalize_filters(props["filters"], COMPRESSORS_ALL)
+        props["filters"] = layout.normalize_filters(props["filters"], COMPRESSORS)
     layout.check_fill_value(props, type_json)
     settings = svc.settings
     _, stored = layout.creation_layout(type_json, shape, props, settings.min_chunk_size,
@@ -40,13 +42,9 @@ async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
     return {"type": type_json, "shape": shape, "creationProperties": stored}
 
 
-COMPRESSORS_ALL = ["blosclz", "lz4", "lz4hc", "gzip", "zstd", "deflate"]
-
-
 async def post_dataset(request):
     """POST /datasets: one dataset, or h5pyd 1.0's list of datasets with client ids
     (and small initial values)."""
-    from .values import write_json_value
     svc = service(request)
     target, domain_doc = await require_domain(request, "create")
     body = await read_json(request)
@@ -93,7 +91,6 @@ async def get_type(request):
     target, domain_doc = await require_domain(request, "read")
     dset_id = request.match_info["id"]
     doc = await load_object(svc, target, domain_doc, dset_id, "d")
-    from ..core.types import for_clients
     return json_response({"type": for_clients(doc["type"]),
                           "hrefs": _refs(request, target, dset_id, domain_doc["root"],
                                          "/type")})
@@ -102,7 +99,6 @@ async def get_type(request):
 async def put_shape(request):
     """Resize (§10.8): the DN changes the shape atomically; a shrink then resets the
     cut-off part of the chunks to the fill value, so a later extend shows fill."""
-    from .values import clear_region
     svc = service(request)
     target, domain_doc = await require_domain(request, "update")
     dset_id = request.match_info["id"]

@@ -5,7 +5,7 @@ import fnmatch
 from ..core import ids
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
-from .objects import check_member, group_links_op, load_object, walk_groups
+from .objects import check_member, load_object, object_op, walk_groups
 from .params import flag, int_param
 from .service import href, require_domain, service
 
@@ -90,7 +90,7 @@ async def put_link(request):
     link = parse_link(await read_json(request), single=True)
     await check_member(svc, target, domain_doc, grp_id, "g")
     await check_targets(svc, target, domain_doc, {title: link})
-    result = await group_links_op(svc, target, grp_id, "add_links", {"links": {title: link}})
+    result = await object_op(svc, target, grp_id, "add_links", {"links": {title: link}})
     status = 201 if result["new"] else 200
     return json_response({"hrefs": []}, status=status)
 
@@ -101,7 +101,7 @@ async def get_link(request):
     grp_id = request.match_info["id"]
     title = request.match_info["title"]
     await check_member(svc, target, domain_doc, grp_id, "g")
-    found = (await group_links_op(svc, target, grp_id, "get_links", {"titles": [title]}))["links"]
+    found = (await object_op(svc, target, grp_id, "get_links", {"titles": [title]}))["links"]
     link = public_link(title, found[0], request, target)
     created = link.pop("created", None)
     link.pop("target", None)
@@ -120,7 +120,7 @@ async def delete_link(request):
     target, domain_doc = await require_domain(request, "delete")
     grp_id = request.match_info["id"]
     await check_member(svc, target, domain_doc, grp_id, "g")
-    await group_links_op(svc, target, grp_id, "delete_links",
+    await object_op(svc, target, grp_id, "delete_links",
                          {"titles": [request.match_info["title"]]})
     return json_response({})
 
@@ -217,7 +217,7 @@ async def post_links(request):
 
     async def links_of(gid, names):
         if names is not None:
-            found = await group_links_op(svc, target, gid, "get_links", {"titles": names})
+            found = await object_op(svc, target, gid, "get_links", {"titles": names})
             return [public_link(l["title"], l, full=False) for l in found["links"]]
         doc = await load_object(svc, target, domain_doc, gid, "g")
         items = _page(ordered_links(doc, create_order), lambda kv: kv[0], None, limit, pattern)
@@ -271,7 +271,7 @@ async def put_links(request):
     every = {f"{g}/{t}": l for g, links in parsed.items() for t, l in links.items()}
     await check_targets(svc, target, domain_doc, every)
     results = await asyncio.gather(*(
-        group_links_op(svc, target, gid, "add_links", {"links": links})
+        object_op(svc, target, gid, "add_links", {"links": links})
         for gid, links in parsed.items() if links))
     new = sum(r["new"] for r in results)
     return json_response({}, status=201 if new else 200)
@@ -287,5 +287,5 @@ async def delete_links(request):
         raise BadRequest("titles is required")
     titles = raw.split(q.get("separator") or "/")
     await check_member(svc, target, domain_doc, grp_id, "g")
-    await group_links_op(svc, target, grp_id, "delete_links", {"titles": titles})
+    await object_op(svc, target, grp_id, "delete_links", {"titles": titles})
     return json_response({})

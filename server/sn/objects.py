@@ -46,9 +46,6 @@ async def object_op(svc, target, obj_id: str, op: str, args: dict, sync=False):
     return await svc.nodes.apply(target.bucket, ids.object_key(obj_id), obj_id, op, args, sync)
 
 
-group_links_op = object_op
-
-
 async def try_doc(svc, bucket, obj_id):
     try:
         return await svc.object_doc(bucket, obj_id)
