@@ -38,6 +38,9 @@ class WriteBackCache:
         self._entries: OrderedDict = OrderedDict()    # (bucket, key) -> Entry
         self._bytes = 0
         self._dirty: dict = {}                        # (bucket, key) -> first dirty time
+        self._dirty_sizes: dict = {}                  # (bucket, key) -> bytes, while dirty
+        self._dirty_bytes = 0
+        self._draining = None                         # write-back started by pressure
         self._loading: dict = {}
         self._writing: dict = {}
         self._tombstones: OrderedDict = OrderedDict()
@@ -102,9 +105,35 @@ class WriteBackCache:
         return entry
 
     def changed(self, bk):
-        """The entry's value was changed in place: it must be written back."""
-        self._entries[bk].version += 1
-        self._dirty.setdefault(bk, time.monotonic())
+        """The entry's value was changed in place: it must be written back. When dirty
+        entries fill a quarter of the cache, writing back starts at once rather than
+        after s3_age_time: memory stays bounded and a big upload's write-back overlaps
+        its transfer."""
+        entry = self._entries[bk]
+        entry.version += 1
+        if bk not in self._dirty:
+            self._dirty[bk] = time.monotonic()
+            self._dirty_sizes[bk] = entry.size
+            self._dirty_bytes += entry.size
+        if self._draining is None and self._dirty_bytes > self.limit // 4:
+            self._draining = asyncio.ensure_future(self._drain())
+
+    def _clean(self, bk):
+        if self._dirty.pop(bk, None) is not None:
+            self._dirty_bytes -= self._dirty_sizes.pop(bk, 0)
+
+    async def _drain(self):
+        """Write the oldest dirty entries until they fill at most an eighth of the cache."""
+        try:
+            while self._dirty_bytes > self.limit // 8:
+                before = self._dirty_bytes
+                oldest = sorted(self._dirty, key=self._dirty.get)[:32]
+                await asyncio.gather(*(self.write(bk) for bk in oldest),
+                                     return_exceptions=True)
+                if self._dirty_bytes >= before:      # storage is failing: leave it to the loop
+                    break
+        finally:
+            self._draining = None
 
     def is_dirty(self, bk) -> bool:
         return bk in self._dirty
@@ -123,7 +152,7 @@ class WriteBackCache:
         """Drop bk (waiting for a write of it in flight); later loads answer 410."""
         while bk in self._writing:
             await asyncio.shield(self._writing[bk])
-        self._dirty.pop(bk, None)
+        self._clean(bk)
         entry = self._entries.pop(bk, None)
         if entry is not None:
             self._bytes -= entry.size
@@ -163,7 +192,7 @@ class WriteBackCache:
                 await self.store.put(bk[0], bk[1], data)
                 entry.stored = True
             if entry.version == version and self._entries.get(bk) is entry:
-                self._dirty.pop(bk, None)
+                self._clean(bk)
         finally:
             del self._writing[bk]
             done.set_result(None)

@@ -422,15 +422,22 @@ async def create_object(svc, target, domain_doc, prefix: str, fields: dict, plac
             doc[key] = fields.pop(key)
     doc["attributes"] = fields.pop("attributes", None) or {}
     doc.update(fields)
-    await svc.nodes.put(target.bucket, ids.object_key(obj_id), doc, obj_id, exclusive=chosen)
-    if place is not None:
-        parent_id, title = place
-        try:
-            await object_op(svc, target, parent_id, "add_links", {"links": {title: {
-                "class": "H5L_TYPE_HARD", "id": obj_id}}})
-        except Exception:
+    store = svc.nodes.put(target.bucket, ids.object_key(obj_id), doc, obj_id, exclusive=chosen)
+    if place is None:
+        await store
+        return doc
+    # the object and its link live on (usually) different DNs: make both at once,
+    # and undo the one that worked if the other did not
+    parent_id, title = place
+    link = object_op(svc, target, parent_id, "add_links",
+                     {"links": {title: {"class": "H5L_TYPE_HARD", "id": obj_id}}})
+    stored, linked = await asyncio.gather(store, link, return_exceptions=True)
+    if isinstance(stored, Exception) or isinstance(linked, Exception):
+        if not isinstance(stored, Exception):
             await svc.nodes.delete(target.bucket, ids.object_key(obj_id), obj_id)
-            raise
+        if not isinstance(linked, Exception) and linked.get("new"):
+            await object_op(svc, target, parent_id, "delete_links", {"titles": [title]})
+        raise stored if isinstance(stored, Exception) else linked
     return doc
 
 
