@@ -106,16 +106,15 @@ class WriteBackCache:
 
     def changed(self, bk):
         """The entry's value was changed in place: it must be written back. When dirty
-        entries fill a quarter of the cache, writing back starts at once rather than
-        after s3_age_time: memory stays bounded and a big upload's write-back overlaps
-        its transfer."""
+        entries fill half the cache, writing back starts at once rather than after
+        s3_age_time, so memory stays bounded however much is uploaded."""
         entry = self._entries[bk]
         entry.version += 1
         if bk not in self._dirty:
             self._dirty[bk] = time.monotonic()
             self._dirty_sizes[bk] = entry.size
             self._dirty_bytes += entry.size
-        if self._draining is None and self._dirty_bytes > self.limit // 4:
+        if self._draining is None and self._dirty_bytes > self.limit // 2:
             self._draining = asyncio.ensure_future(self._drain())
 
     def _clean(self, bk):
@@ -123,9 +122,9 @@ class WriteBackCache:
             self._dirty_bytes -= self._dirty_sizes.pop(bk, 0)
 
     async def _drain(self):
-        """Write the oldest dirty entries until they fill at most an eighth of the cache."""
+        """Write the oldest dirty entries until they fill at most a quarter of the cache."""
         try:
-            while self._dirty_bytes > self.limit // 8:
+            while self._dirty_bytes > self.limit // 4:
                 before = self._dirty_bytes
                 oldest = sorted(self._dirty, key=self._dirty.get)[:32]
                 await asyncio.gather(*(self.write(bk) for bk in oldest),

@@ -121,8 +121,9 @@ class ChunkOps:
         for entry, full, piece, (chunk, task, _) in zip(entries, whole, pieces, req.tasks):
             bk = (req.bucket, chunk_key(chunk))
             if full:      # storage may or may not hold the old chunk: stored unknown
-                self.node.chunks.insert(bk, stored=None, **self._fields(
-                    codec, piece.reshape(codec.shape)))
+                value = piece.reshape(codec.shape)
+                value.flags.writeable = False     # shared with the body: copy before changes
+                self.node.chunks.insert(bk, stored=None, **self._fields(codec, value))
             else:
                 if not entry.value.flags.writeable:
                     entry.value = entry.value.copy()
