@@ -381,7 +381,8 @@ def test_reads_skip_the_dns_only_when_clean(server):
     dom.put_bin(did, arr[3:4, 3:4], select="[3:4,3:4]")
     got, via = read("c")
     assert np.array_equal(got, arr) and via == "dn"
-    for attempt in range(50):    # the DNs write it back; the SN learns it is clean again
+    for attempt in range(50 if server.backend == "posix" else 1):
+        # the DNs write it back; the SN learns it is clean again
         time.sleep(0.2)
         got, via = read(f"d{attempt}")
         assert np.array_equal(got, arr)
