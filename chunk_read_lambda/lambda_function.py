@@ -1,0 +1,166 @@
+"""chunk_read: read a batch of chunks of one dataset straight from S3, select, return
+the bytes (docs/spec LAMBDA.md, Part A). A thin shell over server.core — the same
+selection, chunk kernel and query code the data nodes use. It never writes.
+
+Event: {"request_id", "bucket", "dataset": {"id", "type", "shape", "layout",
+"filters", "fillValue"[, "fillValue_encoding"]}, "kind": "hyperslab"|"points"|"query",
+"chunks": [{"id", "select" | "points" | "query"[, "limit"][, "s3"]}]}
+Answer: {"status", "data" (base64 of the parts), "parts": [{"id", "offset", "size",
+"found"}], "query": {id: {"index", "values_offset", "values_size"}}, "stats"}.
+"""
+import base64
+import concurrent.futures
+import json
+import logging
+import os
+import time
+
+import numpy as np
+
+from server.core import chunks as kernel
+from server.core import ids, layout, types, values
+from server.core.errors import HttpError
+from server.core.query import parse_query
+
+MAX_OUT = 4 * 1024 * 1024            # raw bytes; base64 and JSON keep it under 6 MB
+THREADS = 16                         # S3 latency dominates: overlap the GETs
+
+log = logging.getLogger("chunk_read")
+log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+_client = None
+
+
+def s3():
+    """One botocore client per warm container (the runtime ships botocore)."""
+    global _client
+    if _client is None:
+        import botocore.session
+        session = botocore.session.get_session()
+        _client = session.create_client(
+            "s3", region_name=os.environ.get("AWS_REGION", "us-east-1"),
+            endpoint_url=os.environ.get("AWS_S3_GATEWAY") or None)
+    return _client
+
+
+class Failure(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+def fetch(bucket: str, item: dict):
+    """The stored bytes of a chunk (or its referenced range); None when it does not exist."""
+    from botocore.exceptions import ClientError
+    ref = item.get("s3")
+    args = {"Bucket": bucket, "Key": ids.chunk_key(item["id"])}
+    if ref:
+        args = {"Bucket": ref["bucket"], "Key": ref["key"],
+                "Range": f"bytes={ref['offset']}-{ref['offset'] + ref['size'] - 1}"}
+    try:
+        return s3().get_object(**args)["Body"].read()
+    except ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return None
+        if code == "NoSuchBucket":
+            raise Failure(404, f"bucket not found: {args['Bucket']}") from None
+        if code in ("AccessDenied", "403"):
+            raise Failure(403, f"access denied: {args['Bucket']}") from None
+        raise
+
+
+def dataset_doc(event) -> dict:
+    d = event["dataset"]
+    props = {"layout": d.get("layout") or {}, "filters": d.get("filters") or []}
+    for key in ("fillValue", "fillValue_encoding"):
+        if key in d:
+            props[key] = d[key]
+    return {"id": d["id"], "type": d["type"], "shape": d["shape"],
+            "creationProperties": props}
+
+
+def select(kind, item, arr, type_json, query=None):
+    """(bytes, query info) for one chunk: the same encoding a DN answers with."""
+    if kind == "hyperslab":
+        sel = tuple(slice(a, b, c) for a, b, c in item["select"])
+        return values.to_bytes(arr[sel], type_json, wire=False), None
+    if kind == "points":
+        rank = arr.ndim - len(types.array_dims(type_json))
+        coords = np.frombuffer(base64.b64decode(item["points"]), "<u8").astype(np.intp)
+        coords = coords.reshape(-1, rank)
+        return values.to_bytes(arr[tuple(coords.T)], type_json, wire=False), None
+    sel = tuple(slice(a, b, c) for a, b, c in item.get("select") or [[0, arr.shape[0], 1]])
+    rows = arr[sel]
+    hits = np.flatnonzero(query.mask(rows))
+    if item.get("limit"):
+        hits = hits[:int(item["limit"])]
+    return values.to_bytes(np.take(rows, hits), type_json, wire=False), hits.tolist()
+
+
+def run(event) -> dict:
+    if not isinstance(event, dict) or not isinstance(event.get("chunks"), list):
+        raise Failure(400, "the event needs bucket, dataset, kind and chunks")
+    kind = event.get("kind")
+    if kind not in ("hyperslab", "points", "query"):
+        raise Failure(400, f"unknown kind: {kind!r}")
+    doc = dataset_doc(event)
+    chunk_dims = layout.chunk_dims_of(doc)
+    codec = kernel.codec_for(doc, chunk_dims)
+    query = None
+    if kind == "query":
+        texts = {item.get("query") for item in event["chunks"]}
+        if len(texts) != 1 or None in texts:
+            raise Failure(400, "a query batch needs one query")
+        query = parse_query(texts.pop(), types.dtype_of(doc["type"]))
+    items = event["chunks"]
+    with concurrent.futures.ThreadPoolExecutor(min(THREADS, max(1, len(items)))) as pool:
+        stored = list(pool.map(lambda item: fetch(event["bucket"], item), items))
+    out, parts, query_info, offset, read = [], [], {}, 0, 0
+    for item, data in zip(items, stored):
+        read += len(data or b"")
+        if data is None and kind != "query":     # the SN fills it, as for a DN answer
+            parts.append({"id": item["id"], "offset": offset, "size": 0, "found": False})
+            continue
+        arr = codec.decode(data, pad=bool(item.get("s3")), writable=False)
+        piece, hits = select(kind, item, arr, doc["type"], query)
+        parts.append({"id": item["id"], "offset": offset, "size": len(piece), "found": True})
+        if hits is not None:
+            query_info[item["id"]] = {"index": hits, "values_offset": offset,
+                                      "values_size": len(piece)}
+        out.append(piece)
+        offset += len(piece)
+        if offset > MAX_OUT:
+            raise Failure(413, f"more than {MAX_OUT} bytes of results; send smaller batches")
+    answer = {"status": 200, "data": base64.b64encode(b"".join(out)).decode("ascii"),
+              "parts": parts}
+    if query_info:
+        answer["query"] = query_info
+    answer["stats"] = {"chunks": len(items), "bytes_read": read, "bytes_out": offset}
+    return answer
+
+
+def lambda_handler(event, context):
+    start = time.time()
+    request_id = (event or {}).get("request_id") if isinstance(event, dict) else None
+    try:
+        answer = run(event)
+    except Failure as e:
+        answer = {"status": e.status, "error": e.message}
+    except HttpError as e:          # the kernel's own 4xx (bad selection, bad query...)
+        answer = {"status": e.status, "error": e.message}
+    except (KeyError, TypeError, ValueError) as e:
+        answer = {"status": 400, "error": f"bad event: {e}"}
+    ms = round((time.time() - start) * 1000, 1)
+    stats = answer.setdefault("stats", {})
+    stats["ms"] = ms
+    # one JSON line per invocation, plus CloudWatch Embedded Metric Format metrics
+    print(json.dumps({"request_id": request_id, "status": answer["status"],
+                      "chunks": stats.get("chunks", 0), "bytes": stats.get("bytes_out", 0),
+                      "ms": ms, "_aws": {"Timestamp": int(start * 1000), "CloudWatchMetrics": [{
+                          "Namespace": "h5cloud/chunk_read", "Dimensions": [[]],
+                          "Metrics": [{"Name": "Chunks", "Unit": "Count"},
+                                      {"Name": "BytesRead", "Unit": "Bytes"},
+                                      {"Name": "Duration", "Unit": "Milliseconds"}]}]},
+                      "Chunks": stats.get("chunks", 0), "BytesRead": stats.get("bytes_read", 0),
+                      "Duration": ms}))
+    return answer

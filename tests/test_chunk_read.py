@@ -1,0 +1,123 @@
+"""The chunk_read handler against S3 on moto's server: the same bytes as numpy slicing
+of the stored chunks (the kernel the DNs use), missing chunks reported, errors as values."""
+import base64
+import importlib
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, make_bucket
+from server.core import ids
+from server.core.chunks import codec_for
+
+DSET = {"id": "d-83d8d88d-2f87bd91-5613-0fdb84-64f7f4",
+        "type": {"class": "H5T_FLOAT", "base": "H5T_IEEE_F32LE"},
+        "shape": {"class": "H5S_SIMPLE", "dims": [64, 64]},
+        "layout": {"class": "H5D_CHUNKED", "dims": [32, 32]},
+        "filters": [{"class": "H5Z_FILTER_DEFLATE", "id": 1, "name": "gzip", "level": 6}]}
+
+
+@pytest.fixture(scope="module")
+def handler(moto_endpoint):
+    import os
+    os.environ["AWS_S3_GATEWAY"] = moto_endpoint
+    os.environ.setdefault("AWS_REGION", "us-east-1")
+    sys.path.insert(0, str(REPO / "chunk_read_lambda"))
+    module = importlib.import_module("lambda_function")
+    module._client = None
+    s3 = make_bucket(moto_endpoint, "lambdatest")
+    doc = {"id": DSET["id"], "type": DSET["type"], "shape": DSET["shape"],
+           "creationProperties": {"layout": DSET["layout"], "filters": DSET["filters"]}}
+    codec = codec_for(doc, (32, 32))
+    full = np.arange(64 * 64, dtype="<f4").reshape(64, 64)
+    for index in ((0, 0), (0, 1), (1, 0)):          # chunk (1, 1) never written
+        block = full[index[0] * 32:(index[0] + 1) * 32, index[1] * 32:(index[1] + 1) * 32]
+        s3.put_object(Bucket="lambdatest", Key=ids.chunk_key(ids.chunk_id(DSET["id"], index)),
+                      Body=bytes(codec.encode(np.ascontiguousarray(block))))
+    yield module.lambda_handler, full
+
+
+def event(kind, chunks):
+    return {"request_id": "t1", "bucket": "lambdatest", "dataset": DSET, "kind": kind,
+            "chunks": chunks}
+
+
+def part_bytes(answer, i):
+    data = base64.b64decode(answer["data"])
+    part = answer["parts"][i]
+    return data[part["offset"]:part["offset"] + part["size"]]
+
+
+def test_hyperslab_batch(handler, capsys):
+    fn, full = handler
+    chunks = [{"id": ids.chunk_id(DSET["id"], (0, 1)), "select": [[0, 32, 3], [5, 6, 1]]},
+              {"id": ids.chunk_id(DSET["id"], (1, 0)), "select": [[0, 32, 1], [0, 32, 1]]},
+              {"id": ids.chunk_id(DSET["id"], (1, 1)), "select": [[0, 1, 1], [0, 1, 1]]}]
+    answer = fn(event("hyperslab", chunks), None)
+    assert answer["status"] == 200
+    assert np.array_equal(np.frombuffer(part_bytes(answer, 0), "<f4"), full[0:32:3, 37])
+    assert np.array_equal(np.frombuffer(part_bytes(answer, 1), "<f4"),
+                          full[32:64, 0:32].ravel())
+    assert answer["parts"][2]["found"] is False and answer["parts"][2]["size"] == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["request_id"] == "t1" and line["chunks"] == 3 and "_aws" in line
+
+
+def test_points_and_query(handler):
+    fn, full = handler
+    coords = np.array([[0, 0], [31, 31], [5, 2]], "<u8")
+    answer = fn(event("points", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
+                                  "points": base64.b64encode(coords.tobytes()).decode()}]),
+                None)
+    assert np.frombuffer(part_bytes(answer, 0), "<f4").tolist() == [0.0, 2015.0, 322.0]
+    answer = fn(event("query", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
+                                 "query": "x > 1", "select": [[0, 32, 1]]}]), None)
+    assert answer["status"] == 400           # not a compound dataset: the kernel's 400
+
+
+def test_errors_are_values(handler):
+    fn, _ = handler
+    assert fn({"nothing": 1}, None)["status"] == 400
+    assert fn(event("sideways", []), None)["status"] == 400
+    bad_bucket = {**event("hyperslab", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
+                                          "select": [[0, 1, 1], [0, 1, 1]]}]), "bucket": "nope"}
+    assert fn(bad_bucket, None)["status"] == 404
+
+
+LAMBDA_PY = REPO / ".venv-lambda312" / "bin" / "python"
+
+
+def test_built_zip_runs_on_the_runtime_python(handler, moto_endpoint, tmp_path):
+    """awslambda/build.sh's zip, unpacked and run by python3.12 (the function's runtime,
+    with boto3 as the runtime has it): manylinux wheels for 3.12 load, the handler answers."""
+    import subprocess
+    import zipfile
+    if not LAMBDA_PY.exists():
+        pytest.skip("no .venv-lambda312 (./testall.sh makes it where python3.12 exists)")
+    build = subprocess.run(["bash", str(REPO / "awslambda" / "build.sh")], cwd=REPO,
+                           capture_output=True, text=True, timeout=600,
+                           env={**__import__("os").environ, "PIP": f"{sys.executable} -m pip"})
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "dist/chunk_read.zip" in build.stdout
+    with zipfile.ZipFile(REPO / "dist" / "chunk_read.zip") as z:
+        names = z.namelist()
+        assert "lambda_function.py" in names and "server/core/chunks.py" in names
+        assert not any(n.startswith(("server/sn/", "server/dn/", "boto3/")) for n in names)
+        z.extractall(tmp_path / "fn")
+    ev = event("hyperslab", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
+                              "select": [[0, 2, 1], [0, 3, 1]]}])
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import lambda_function as f; "
+            "print(json.dumps(f.lambda_handler(json.loads(sys.argv[2]), None)))")
+    env = {"AWS_S3_GATEWAY": moto_endpoint, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([str(LAMBDA_PY), "-c", code, str(tmp_path / "fn"), json.dumps(ev)],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0, run.stderr
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    _, full = handler
+    assert answer["status"] == 200
+    assert np.frombuffer(base64.b64decode(answer["data"]), "<f4").tolist() == \
+        full[0:2, 0:3].ravel().tolist()
