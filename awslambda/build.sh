@@ -18,7 +18,9 @@ pip=${PIP:-python3 -m pip}
 $pip install -q --disable-pip-version-check --no-compile --target "$stage" \
   --platform manylinux2014_x86_64 --implementation cp --python-version "$runtime" \
   --only-binary=:all: numpy numcodecs zstandard zlib-ng
-cp chunk_read_lambda/lambda_function.py "$stage/"
+# handler: chunk_read_lambda.lambda_function.lambda_handler
+mkdir -p "$stage/chunk_read_lambda"
+cp chunk_read_lambda/__init__.py chunk_read_lambda/lambda_function.py "$stage/chunk_read_lambda/"
 mkdir -p "$stage/server/core"
 cp server/__init__.py "$stage/server/"
 cp server/core/*.py "$stage/server/core/"

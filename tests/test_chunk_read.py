@@ -24,8 +24,7 @@ def handler(moto_endpoint):
     import os
     os.environ["AWS_S3_GATEWAY"] = moto_endpoint
     os.environ.setdefault("AWS_REGION", "us-east-1")
-    sys.path.insert(0, str(REPO / "chunk_read_lambda"))
-    module = importlib.import_module("lambda_function")
+    module = importlib.import_module("chunk_read_lambda.lambda_function")
     module._client = None
     s3 = make_bucket(moto_endpoint, "lambdatest")
     doc = {"id": DSET["id"], "type": DSET["type"], "shape": DSET["shape"],
@@ -103,12 +102,14 @@ def test_built_zip_runs_on_the_runtime_python(handler, moto_endpoint, tmp_path):
     assert "dist/chunk_read.zip" in build.stdout
     with zipfile.ZipFile(REPO / "dist" / "chunk_read.zip") as z:
         names = z.namelist()
-        assert "lambda_function.py" in names and "server/core/chunks.py" in names
+        assert "chunk_read_lambda/lambda_function.py" in names
+        assert "server/core/chunks.py" in names
         assert not any(n.startswith(("server/sn/", "server/dn/", "boto3/")) for n in names)
         z.extractall(tmp_path / "fn")
     ev = event("hyperslab", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
                               "select": [[0, 2, 1], [0, 3, 1]]}])
-    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); import lambda_function as f; "
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); "
+            "from chunk_read_lambda import lambda_function as f; "
             "print(json.dumps(f.lambda_handler(json.loads(sys.argv[2]), None)))")
     env = {"AWS_S3_GATEWAY": moto_endpoint, "AWS_REGION": "us-east-1",
            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
