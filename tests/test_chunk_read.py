@@ -24,6 +24,8 @@ def handler(moto_endpoint):
     import os
     os.environ["AWS_S3_GATEWAY"] = moto_endpoint
     os.environ.setdefault("AWS_REGION", "us-east-1")
+    if str(REPO) not in sys.path:               # the handler package is not installed
+        sys.path.insert(0, str(REPO))
     module = importlib.import_module("chunk_read_lambda.lambda_function")
     module._client = None
     s3 = make_bucket(moto_endpoint, "lambdatest")
