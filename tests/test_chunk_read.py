@@ -124,3 +124,47 @@ def test_built_zip_runs_on_the_runtime_python(handler, moto_endpoint, tmp_path):
     assert answer["status"] == 200
     assert np.frombuffer(base64.b64decode(answer["data"]), "<f4").tolist() == \
         full[0:2, 0:3].ravel().tolist()
+
+
+def test_local_invoke_endpoint_runs_the_zip(handler, moto_endpoint):
+    """serve_local.sh serves the built zip; botocore's Lambda client invokes it."""
+    import os
+    import subprocess
+    import time
+
+    import boto3
+    import botocore.exceptions
+    from server.launch import free_ports
+    if not LAMBDA_PY.exists() or not (REPO / "dist" / "chunk_read.zip").exists():
+        pytest.skip("needs .venv-lambda312 and dist/chunk_read.zip (the test above)")
+    port = free_ports(1)
+    env = {**os.environ, "AWS_S3_GATEWAY": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    proc = subprocess.Popen(["bash", str(REPO / "awslambda" / "serve_local.sh"), "--port",
+                             str(port), "--concurrency", "2",
+                             f"chunk_read={REPO / 'dist' / 'chunk_read.zip'}"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = boto3.client("lambda", endpoint_url=f"http://127.0.0.1:{port}",
+                              region_name="us-east-1", aws_access_key_id="testing",
+                              aws_secret_access_key="testing")
+        ev = event("hyperslab", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
+                                  "select": [[1, 2, 1], [0, 4, 1]]}])
+        for _ in range(100):
+            try:
+                rsp = client.invoke(FunctionName="chunk_read", Payload=json.dumps(ev))
+                break
+            except botocore.exceptions.EndpointConnectionError:
+                time.sleep(0.1)
+        answer = json.loads(rsp["Payload"].read())
+        assert "FunctionError" not in rsp and answer["status"] == 200
+        _, full = handler
+        assert np.frombuffer(base64.b64decode(answer["data"]), "<f4").tolist() == \
+            full[1, 0:4].tolist()
+        bad = client.invoke(FunctionName="chunk_read", Payload=b"[1, 2]")
+        assert json.loads(bad["Payload"].read())["status"] == 400
+        with pytest.raises(client.exceptions.ResourceNotFoundException):
+            client.invoke(FunctionName="nope", Payload=b"{}")
+    finally:
+        proc.terminate()
+        proc.wait(10)
