@@ -14,6 +14,7 @@ import time
 from ..core.chunks import codec_for
 from .direct import DirectExecutor
 from .dn import DnExecutor
+from .serverless import offload_read
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
@@ -21,9 +22,12 @@ DENSE = 1 / 16      # share of each chunk a read must use to be read by the SN i
 
 
 class Dispatcher:
-    def __init__(self, dn: DnExecutor, direct: DirectExecutor | None, settle_after: float):
+    def __init__(self, dn: DnExecutor, direct: DirectExecutor | None, settle_after: float,
+                 serverless=None, settings=None):
         self.dn = dn
         self.direct = direct
+        self.serverless = serverless       # a LambdaExecutor when chunk_read is configured
+        self.settings = settings
         self.settle_after = settle_after
         self.generation = 0
         self.marks: dict = {}          # dataset id -> (generation, time of last write)
@@ -79,6 +83,11 @@ class Dispatcher:
         return self.direct if used >= DENSE else self.dn
 
     async def read(self, job: Job, tasks, out) -> str:
+        if self.serverless is not None and self.is_clean(job.dset["id"]):
+            s = self.settings
+            if await offload_read(self.serverless, job, tasks, out, len(self.dn.urls),
+                                  s.aws_lambda_threshold, s.aws_lambda_max_invoke):
+                return "lambda"
         executor = self.reader(job, tasks)
         await executor.read(job, tasks, out)
         return executor.name

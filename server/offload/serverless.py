@@ -1,0 +1,164 @@
+"""The chunk_read Lambda as an executor of read tasks, and the cost model that decides
+when it pays (LAMBDA.md Part B). Batches of chunks go out through one aiobotocore
+Lambda client with bounded concurrency; a batch that fails (function error, status
+>= 500, throttle, timeout, connection error) is read by the DNs instead."""
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import math
+import time
+import uuid
+
+import numpy as np
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from ..core import layout, values
+from ..core.chunks import codec_for
+from .job import Job
+
+log = logging.getLogger("h5cloud.sn")
+OUT_BYTES = 4 * 1024 * 1024     # result bytes per invocation (base64 keeps it under 6 MB)
+
+# the model's constants (ms / concurrency); bench/ calibrates them
+T_DN = 12.0        # one DN fetches + decodes + selects one chunk from S3
+P_DN = 16          # concurrent chunk reads per DN
+T_INVOKE = 30.0    # invocation overhead, warm
+T_S3 = 12.0        # the function fetches + decodes + selects one chunk
+P_FN = 16          # concurrent GETs inside one invocation
+
+
+def plan(n: int, dn_count: int, chunk_bytes: int, max_invoke: int) -> dict:
+    """Chunks per invocation and both estimates for n chunks."""
+    per_call = max(1, min(math.ceil(n / max(1, max_invoke)), OUT_BYTES // max(1, chunk_bytes)))
+    est_dn = math.ceil(n / (dn_count * P_DN)) * T_DN
+    est_fn = T_INVOKE + math.ceil(n / (per_call * max_invoke)) * math.ceil(per_call / P_FN) * T_S3
+    return {"per_call": per_call, "est_dn_ms": est_dn, "est_lambda_ms": est_fn}
+
+
+def offloadable(job: Job, tasks) -> str | None:
+    """The event kind for these tasks, or None when chunk_read can not run them."""
+    if job.fields or job.item_size == "H5T_VARIABLE":
+        return None
+    if any(len(job.refs.get(tuple(t.index), [])) > 1 for t in tasks):
+        return None
+    sels = [t.chunk_sel for t in tasks]
+    if all(all(isinstance(s, slice) for s in sel) for sel in sels):
+        return "hyperslab"
+    if all(all(isinstance(s, np.ndarray) for s in sel) for sel in sels):
+        return "points"
+    return None
+
+
+class LambdaExecutor:
+    name = "lambda"
+
+    def __init__(self, settings, fallback):
+        self.settings = settings
+        self.function = settings.aws_lambda_chunkread_function
+        self.fallback = fallback
+        self.sem = asyncio.Semaphore(max(1, settings.aws_lambda_max_invoke))
+        self._stack = contextlib.AsyncExitStack()
+        self._client = None
+
+    async def client(self):
+        if self._client is None:
+            s = self.settings
+            args = {"region_name": s.aws_region or "us-east-1",
+                    "config": AioConfig(max_pool_connections=min(256, s.aws_lambda_max_invoke),
+                                        retries={"max_attempts": 1},
+                                        read_timeout=60)}
+            if s.aws_lambda_gateway:
+                args["endpoint_url"] = s.aws_lambda_gateway
+            if s.aws_access_key_id and s.aws_secret_access_key:
+                args.update(aws_access_key_id=s.aws_access_key_id,
+                            aws_secret_access_key=s.aws_secret_access_key)
+            self._client = await self._stack.enter_async_context(
+                get_session().create_client("lambda", **args))
+        return self._client
+
+    async def close(self):
+        await self._stack.aclose()
+
+    def event(self, job: Job, kind: str, batch) -> dict:
+        props = job.dset.get("creationProperties") or {}
+        dataset = {"id": job.dset["id"], "type": job.type, "shape": job.dset["shape"],
+                   "layout": {"class": "H5D_CHUNKED", "dims": list(job.chunk_dims)},
+                   "filters": props.get("filters") or []}
+        for key in ("fillValue", "fillValue_encoding"):
+            if key in props:
+                dataset[key] = props[key]
+        chunks = []
+        for task in batch:
+            item = {"id": job.chunk_id(task)}
+            if kind == "hyperslab":
+                item["select"] = [[s.start, s.stop, s.step or 1] for s in task.chunk_sel]
+            else:
+                coords = np.stack([np.asarray(s) for s in task.chunk_sel], axis=1)
+                item["points"] = base64.b64encode(coords.astype("<u8").tobytes()).decode()
+            ref = job.refs.get(tuple(task.index))
+            if ref:
+                bucket, key, offset, size, _ = ref[0]
+                item["s3"] = {"bucket": bucket, "key": key, "offset": offset, "size": size}
+            chunks.append(item)
+        return {"request_id": uuid.uuid4().hex[:12], "bucket": job.bucket, "dataset": dataset,
+                "kind": kind, "chunks": chunks}
+
+    async def _invoke(self, job: Job, kind: str, batch, out) -> bool:
+        """Run one batch; False when it must go to the DNs instead."""
+        try:
+            async with self.sem:
+                client = await self.client()
+                rsp = await client.invoke(FunctionName=self.function,
+                                          Payload=json.dumps(self.event(job, kind, batch)))
+                payload = json.loads(await rsp["Payload"].read())
+        except Exception as e:          # throttle, timeout, connection, unknown function
+            log.warning("chunk_read invocation failed: %s", e)
+            return False
+        if rsp.get("FunctionError") or not isinstance(payload, dict) \
+                or payload.get("status") != 200:
+            log.warning("chunk_read answered %s", str(payload)[:200])
+            return False
+        data = base64.b64decode(payload["data"])
+        codec = None
+        for task, part in zip(batch, payload["parts"]):
+            if part["found"]:
+                piece = data[part["offset"]:part["offset"] + part["size"]]
+                out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape)
+            else:
+                codec = codec or codec_for(job.dset, job.chunk_dims)
+                out[task.out_sel] = codec.fill_chunk()[task.chunk_sel]
+        return True
+
+    async def read(self, job: Job, tasks, out, kind: str, per_call: int) -> tuple:
+        """Read every task in batches of per_call chunks; batches that fail are read by
+        the DNs. Returns (batches that fell back, batches)."""
+        batches = [tasks[i:i + per_call] for i in range(0, len(tasks), per_call)]
+        done = await asyncio.gather(*(self._invoke(job, kind, b, out) for b in batches))
+        failed = [t for ok, b in zip(done, batches) if not ok for t in b]
+        if failed:
+            await self.fallback.read(job, failed, out)
+        return sum(1 for ok in done if not ok), len(batches)
+
+
+async def offload_read(executor: LambdaExecutor, job: Job, tasks, out, dn_count: int,
+                       threshold: int, max_invoke: int) -> bool:
+    """Read through Lambda when the model says it pays; logs the `serverless` line.
+    False (nothing done) when the DNs should read."""
+    kind = offloadable(job, tasks)
+    n = len(tasks)
+    if kind is None or n < dn_count * threshold:
+        return False
+    chunk_bytes = max(t.count for t in tasks) * job.item_size
+    model = plan(n, dn_count, chunk_bytes, max_invoke)
+    if model["est_lambda_ms"] >= model["est_dn_ms"]:
+        return False
+    start = time.perf_counter()
+    fallbacks, calls = await executor.read(job, tasks, out, kind, model["per_call"])
+    log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
+             "est_dn_ms=%.0f ms=%.0f fallback=%d", job.dset["id"], executor.function, n, calls,
+             model["est_lambda_ms"], model["est_dn_ms"], (time.perf_counter() - start) * 1000,
+             fallbacks)
+    return True

@@ -1,0 +1,96 @@
+"""Serverless chunk reads end to end: SN + DNs over S3 (moto), the built chunk_read zip
+behind the local Invoke endpoint; offloaded reads return the DN path's bytes, log a
+`serverless` line, and fall back to the DNs when Lambda fails."""
+import os
+import subprocess
+import time
+
+import numpy as np
+import pytest
+import requests
+
+from conftest import REPO, cluster_env, make_home, start_cluster
+from server.launch import free_ports
+
+U1 = ("test_user1", "test")
+ZIP = REPO / "dist" / "chunk_read.zip"
+LAMBDA_PY = REPO / ".venv-lambda312" / "bin" / "python"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory, moto_endpoint):
+    if not LAMBDA_PY.exists():
+        pytest.skip("no .venv-lambda312 (./testall.sh makes it where python3.12 exists)")
+    if not ZIP.exists():
+        subprocess.run(["bash", str(REPO / "awslambda" / "build.sh")], cwd=REPO, check=True,
+                       capture_output=True, timeout=600)
+    tmp = tmp_path_factory.mktemp("serverless")
+    port = free_ports(1)
+    aws = {"AWS_S3_GATEWAY": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    endpoint = subprocess.Popen(["bash", str(REPO / "awslambda" / "serve_local.sh"), "--port",
+                                 str(port), "--concurrency", "8", f"chunk_read={ZIP}"],
+                                env={**os.environ, **aws}, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    env = cluster_env(tmp, "s3", moto_endpoint, bucket="lambdabucket",
+                      AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read",
+                      AWS_LAMBDA_GATEWAY=f"http://127.0.0.1:{port}",
+                      AWS_LAMBDA_THRESHOLD=1, AWS_LAMBDA_MAX_INVOKE=8, MIN_CHUNK_SIZE="1k")
+    cluster = start_cluster(tmp, env)
+    make_home(cluster.endpoint)
+    yield cluster, endpoint
+    cluster.stop()
+    endpoint.terminate()
+    endpoint.wait(10)
+
+
+def serverless_lines(cluster):
+    return [ln for ln in cluster.sn_log.read_text().splitlines() if "serverless" in ln]
+
+
+def test_offloaded_reads_match_and_fall_back(stack):
+    cluster, endpoint = stack
+    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda.h5"}
+    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+    body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
+    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                        timeout=10).json()["id"]
+    arr = np.arange(400 * 500, dtype="<i4").reshape(400, 500)
+    binary = {"Content-Type": "application/octet-stream"}
+    accept = {"Accept": "application/octet-stream"}
+    url = f"{base}/datasets/{did}/value"
+    requests.put(url, params={**params, "select": "[0:400,0:500]"}, auth=U1,
+                 data=arr.tobytes(), headers=binary, timeout=30).raise_for_status()
+    # right after a write the data is dirty in the DNs: no offload, and fresh values
+    got = requests.get(url, params=params, auth=U1, headers=accept, timeout=30)
+    assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
+    assert serverless_lines(cluster) == []
+    requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
+    assert requests.get(base + f"/datasets/{did}", params=params, auth=U1,
+                        timeout=10).json()["layout"]["dims"] == [20, 25]
+    # a 400-chunk read goes to Lambda
+    got = requests.get(url, params=params, auth=U1, headers=accept, timeout=60)
+    assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
+    lines = serverless_lines(cluster)
+    assert len(lines) == 1 and "chunks=400" in lines[0] and "fallback=0" in lines[0]
+    # points spread over many chunks too
+    rng = np.random.default_rng(3)
+    pts = np.stack([rng.integers(0, 400, 800), rng.integers(0, 500, 800)], 1).astype("<u8")
+    got = requests.post(url, params=params, auth=U1, data=pts.tobytes(),
+                        headers={**binary, **accept}, timeout=60)
+    assert np.array_equal(np.frombuffer(got.content, "<i4"),
+                          arr[pts[:, 0].astype(int), pts[:, 1].astype(int)])
+    assert len(serverless_lines(cluster)) == 2
+    # a one-chunk read stays with the DNs
+    got = requests.get(url, params={**params, "select": "[0:5,0:5]"}, auth=U1,
+                       headers=accept, timeout=30)
+    assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(5, 5), arr[:5, :5])
+    assert len(serverless_lines(cluster)) == 2
+    # Lambda gone: the read still succeeds through the DNs, and the log says so
+    endpoint.terminate()
+    endpoint.wait(10)
+    got = requests.get(url, params=params, auth=U1, headers=accept, timeout=120)
+    assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
+    last = serverless_lines(cluster)[-1]
+    assert "fallback=0" not in last and "chunks=400" in last
