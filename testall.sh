@@ -35,4 +35,10 @@ if [ -n "$py312" ] && ! .venv-lambda312/bin/python -c 'import boto3' >/dev/null 
   "$py312" -m venv .venv-lambda312
   .venv-lambda312/bin/python -m pip install -q boto3
 fi
+# the aws CLI for the deploy.sh test (against moto), in its own venv when none is installed
+if ! command -v aws >/dev/null 2>&1 && ! .venv-awscli/bin/aws --version >/dev/null 2>&1; then
+  echo "setting up .venv-awscli (aws CLI)..."
+  python3 -m venv .venv-awscli
+  .venv-awscli/bin/python -m pip install -q awscli
+fi
 exec .venv/bin/python -m pytest "$@"

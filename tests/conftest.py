@@ -19,6 +19,7 @@ GROUPS = "test_group: test_user1 test_user2\n"
 def moto_endpoint():
     """moto's S3 server on a loopback port, for the whole session."""
     from moto.server import ThreadedMotoServer
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")   # for deploy.sh
     port = free_ports(1)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,56 @@
+"""awslambda/deploy.sh against moto's server with the aws CLI: the role with its trust
+and policies, the function with handler, runtime, memory, timeout and environment; a
+second run updates the code."""
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+
+import boto3
+import pytest
+
+from conftest import REPO
+
+
+def aws_cli():
+    local = REPO / ".venv-awscli" / "bin" / "aws"
+    return str(local) if local.exists() else shutil.which("aws")
+
+
+@pytest.mark.skipif(aws_cli() is None, reason="no aws CLI (./testall.sh installs one)")
+def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
+    archive = tmp_path / "fn.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("chunk_read_lambda/lambda_function.py", "def lambda_handler(e, c):\n    return 1\n")
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
+           "S3_GATEWAY": "http://s3.example:9000", "ROLE_NAME": "h5cloud-test-role"}
+    first = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh")], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "creating function chunk_read" in first.stdout
+    kw = dict(endpoint_url=moto_endpoint, region_name="us-east-1",
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
+    role = iam.get_role(RoleName="h5cloud-test-role")["Role"]
+    trust = role["AssumeRolePolicyDocument"]
+    trust = json.loads(trust) if isinstance(trust, str) else trust
+    assert trust["Statement"][0]["Principal"]["Service"] == "lambda.amazonaws.com"
+    policies = {p["PolicyName"] for p in
+                iam.list_attached_role_policies(RoleName="h5cloud-test-role")["AttachedPolicies"]}
+    assert policies == {"AWSLambdaBasicExecutionRole", "AmazonS3ReadOnlyAccess"}
+    conf = lam.get_function(FunctionName="chunk_read")["Configuration"]
+    assert conf["Handler"] == "chunk_read_lambda.lambda_function.lambda_handler"
+    assert conf["Runtime"] == "python3.12" and conf["MemorySize"] == 128
+    assert conf["Timeout"] == 30 and conf["Role"] == role["Arn"]
+    assert conf["Environment"]["Variables"] == {"LOG_LEVEL": "INFO",
+                                                "AWS_S3_GATEWAY": "http://s3.example:9000"}
+    with zipfile.ZipFile(archive, "a") as z:
+        z.writestr("extra.txt", "new code")
+    second = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh")], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "updating function chunk_read" in second.stdout
+    after = lam.get_function(FunctionName="chunk_read")["Configuration"]
+    assert after["CodeSha256"] != conf["CodeSha256"]
