@@ -94,3 +94,61 @@ def test_offloaded_reads_match_and_fall_back(stack):
     assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
     last = serverless_lines(cluster)[-1]
     assert "fallback=0" not in last and "chunks=400" in last
+
+
+def broken_zip(path, body: str):
+    import zipfile
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("chunk_read_lambda/__init__.py", "")
+        z.writestr("chunk_read_lambda/lambda_function.py", body)
+    return path
+
+
+FAULTS = {
+    "raises": "def lambda_handler(event, context):\n    raise RuntimeError('boom')\n",
+    "times_out": "import time\ndef lambda_handler(event, context):\n    time.sleep(30)\n",
+    "status_500": "def lambda_handler(event, context):\n    return {'status': 500, 'error': 'x'}\n",
+}
+
+
+@pytest.mark.parametrize("fault", ["raises", "times_out", "status_500", "throttled"])
+def test_failed_invocations_fall_back_to_the_dns(stack, tmp_path, moto_endpoint, fault):
+    """A function that raises, times out, answers 5xx, or is throttled (429): the read
+    still returns the right bytes through the DNs, and the serverless line counts it."""
+    cluster, _ = stack
+    port = int(cluster.env["AWS_LAMBDA_GATEWAY"].rsplit(":", 1)[1])
+    zip_path = ZIP if fault == "throttled" else broken_zip(tmp_path / "f.zip", FAULTS[fault])
+    aws = {"AWS_S3_GATEWAY": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    concurrency = "1" if fault == "throttled" else "8"
+    endpoint = subprocess.Popen(["bash", str(REPO / "awslambda" / "serve_local.sh"), "--port",
+                                 str(port), "--concurrency", concurrency, "--timeout", "1",
+                                 f"chunk_read={zip_path}"], env={**os.environ, **aws},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                requests.post(f"http://127.0.0.1:{port}/2015-03-31/functions/x/invocations",
+                              timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        base, params = cluster.endpoint, {"domain": f"/home/test_user1/fault_{fault}.h5"}
+        assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+        body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
+                "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
+        did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                            timeout=10).json()["id"]
+        arr = (np.arange(400 * 500, dtype="<i4") * 3).reshape(400, 500)
+        url = f"{base}/datasets/{did}/value"
+        requests.put(url, params=params, auth=U1, data=arr.tobytes(), timeout=30, headers={
+            "Content-Type": "application/octet-stream"}).raise_for_status()
+        requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
+        got = requests.get(url, params=params, auth=U1, timeout=120,
+                           headers={"Accept": "application/octet-stream"})
+        assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
+        last = serverless_lines(cluster)[-1]
+        assert did in last and "fallback=0" not in last, last
+    finally:
+        endpoint.terminate()
+        endpoint.wait(10)
