@@ -48,6 +48,39 @@ def serverless_lines(cluster):
     return [ln for ln in cluster.sn_log.read_text().splitlines() if "serverless" in ln]
 
 
+def test_offloaded_query_matches(stack):
+    cluster, endpoint = stack
+    if endpoint.poll() is not None:
+        pytest.skip("the shared endpoint was stopped by the test before")
+    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda_query.h5"}
+    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+    ctype = {"class": "H5T_COMPOUND", "fields": [{"name": "id", "type": "H5T_STD_I32LE"},
+                                                 {"name": "temp", "type": "H5T_IEEE_F32LE"},
+                                                 {"name": "tag", "type": "H5T_STD_I32LE"}]}
+    dt = np.dtype([("id", "<i4"), ("temp", "<f4"), ("tag", "<i4")])
+    rows = np.zeros(40000, dt)
+    rows["id"] = np.arange(40000)
+    rows["temp"] = (np.arange(40000) * 7919 % 1000) / 10.0
+    body = {"type": ctype, "shape": [40000],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [100]}}}
+    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                        timeout=10).json()["id"]
+    url = f"{base}/datasets/{did}/value"
+    requests.put(url, params=params, auth=U1, data=rows.tobytes(), timeout=30, headers={
+        "Content-Type": "application/octet-stream"}).raise_for_status()
+    requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
+    got = requests.get(url, params={**params, "query": "temp > 95.0"}, auth=U1,
+                       timeout=60).json()["value"]
+    want = rows[rows["temp"] > 95.0]
+    assert [r[0] for r in got] == want["id"].tolist()
+    assert [r[2] for r in got] == pytest.approx(want["temp"].tolist())
+    limited = requests.get(url, params={**params, "query": "temp > 95.0", "Limit": 7},
+                           auth=U1, timeout=60).json()["value"]
+    assert [r[0] for r in limited] == want["id"][:7].tolist()
+    lines = [ln for ln in serverless_lines(cluster) if "serverless query" in ln]
+    assert len(lines) == 2 and did in lines[0] and "chunks=400" in lines[0]
+
+
 def test_offloaded_reads_match_and_fall_back(stack):
     cluster, endpoint = stack
     base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda.h5"}
@@ -65,14 +98,15 @@ def test_offloaded_reads_match_and_fall_back(stack):
     # right after a write the data is dirty in the DNs: no offload, and fresh values
     got = requests.get(url, params=params, auth=U1, headers=accept, timeout=30)
     assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
-    assert serverless_lines(cluster) == []
+    mine = lambda: [ln for ln in serverless_lines(cluster) if did in ln]    # noqa: E731
+    assert mine() == []
     requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
     assert requests.get(base + f"/datasets/{did}", params=params, auth=U1,
                         timeout=10).json()["layout"]["dims"] == [20, 25]
     # a 400-chunk read goes to Lambda
     got = requests.get(url, params=params, auth=U1, headers=accept, timeout=60)
     assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
-    lines = serverless_lines(cluster)
+    lines = mine()
     assert len(lines) == 1 and "chunks=400" in lines[0] and "fallback=0" in lines[0]
     # points spread over many chunks too
     rng = np.random.default_rng(3)
@@ -81,18 +115,18 @@ def test_offloaded_reads_match_and_fall_back(stack):
                         headers={**binary, **accept}, timeout=60)
     assert np.array_equal(np.frombuffer(got.content, "<i4"),
                           arr[pts[:, 0].astype(int), pts[:, 1].astype(int)])
-    assert len(serverless_lines(cluster)) == 2
+    assert len(mine()) == 2
     # a one-chunk read stays with the DNs
     got = requests.get(url, params={**params, "select": "[0:5,0:5]"}, auth=U1,
                        headers=accept, timeout=30)
     assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(5, 5), arr[:5, :5])
-    assert len(serverless_lines(cluster)) == 2
+    assert len(mine()) == 2
     # Lambda gone: the read still succeeds through the DNs, and the log says so
     endpoint.terminate()
     endpoint.wait(10)
     got = requests.get(url, params=params, auth=U1, headers=accept, timeout=120)
     assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(400, 500), arr)
-    last = serverless_lines(cluster)[-1]
+    last = mine()[-1]
     assert "fallback=0" not in last and "chunks=400" in last
 
 

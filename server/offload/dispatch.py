@@ -14,7 +14,7 @@ import time
 from ..core.chunks import codec_for
 from .direct import DirectExecutor
 from .dn import DnExecutor
-from .serverless import offload_read
+from .serverless import offload_query, offload_read
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
@@ -113,8 +113,15 @@ class Dispatcher:
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
-        # queries stay with the DNs: their caches hold the rows decoded, and the masks
-        # run in several processes at once (measured faster than the SN alone)
+        if self.serverless is not None and self.is_clean(job.dset["id"]):
+            s = self.settings
+            found = await offload_query(self.serverless, job, tasks, text, limit,
+                                        len(self.dn.urls), s.aws_lambda_threshold,
+                                        s.aws_lambda_max_invoke)
+            if found is not None:
+                return found
+        # otherwise the DNs: their caches hold the rows decoded, and the masks run in
+        # several processes at once (measured faster than the SN alone)
         return await self.dn.query(job, tasks, text, limit)
 
     async def settle_loop(self, interval: float):

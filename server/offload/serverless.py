@@ -82,7 +82,7 @@ class LambdaExecutor:
     async def close(self):
         await self._stack.aclose()
 
-    def event(self, job: Job, kind: str, batch) -> dict:
+    def event(self, job: Job, kind: str, batch, query=None) -> dict:
         props = job.dset.get("creationProperties") or {}
         dataset = {"id": job.dset["id"], "type": job.type, "shape": job.dset["shape"],
                    "layout": {"class": "H5D_CHUNKED", "dims": list(job.chunk_dims)},
@@ -93,8 +93,10 @@ class LambdaExecutor:
         chunks = []
         for task in batch:
             item = {"id": job.chunk_id(task)}
-            if kind == "hyperslab":
+            if kind in ("hyperslab", "query"):
                 item["select"] = [[s.start, s.stop, s.step or 1] for s in task.chunk_sel]
+                if kind == "query":
+                    item["query"] = query
             else:
                 coords = np.stack([np.asarray(s) for s in task.chunk_sel], axis=1)
                 item["points"] = base64.b64encode(coords.astype("<u8").tobytes()).decode()
@@ -141,6 +143,64 @@ class LambdaExecutor:
         if failed:
             await self.fallback.read(job, failed, out)
         return sum(1 for ok in done if not ok), len(batches)
+
+
+async def _query_batch(executor, job: Job, batch, text):
+    """[(task, positions, rows)] of one batch, or None when it must go to the DNs."""
+    try:
+        async with executor.sem:
+            client = await executor.client()
+            rsp = await client.invoke(FunctionName=executor.function, Payload=json.dumps(
+                executor.event(job, "query", batch, text)))
+            payload = json.loads(await rsp["Payload"].read())
+    except Exception as e:
+        log.warning("chunk_read invocation failed: %s", e)
+        return None
+    if rsp.get("FunctionError") or not isinstance(payload, dict) or \
+            payload.get("status") != 200:
+        return None
+    data = base64.b64decode(payload["data"])
+    found = []
+    for task, part in zip(batch, payload["parts"]):
+        info = (payload.get("query") or {}).get(part["id"])
+        if not info or not info["index"]:
+            continue
+        rows = values.from_bytes(data[info["values_offset"]:info["values_offset"] +
+                                      info["values_size"]], job.piece_type,
+                                 (len(info["index"]),))
+        found.append((task, np.asarray(info["index"], dtype=np.int64), rows))
+    return found
+
+
+async def offload_query(executor, job: Job, tasks, text, limit, dn_count, threshold,
+                        max_invoke):
+    """Query matches through Lambda when the model says it pays (rows of every chunk are
+    read there); None when the DNs should run it. Failed batches go to the DNs."""
+    if job.fields or job.item_size == "H5T_VARIABLE" or offloadable(job, tasks) != "hyperslab":
+        return None
+    n = len(tasks)
+    if n < dn_count * threshold:
+        return None
+    model = plan(n, dn_count, max(t.count for t in tasks) * job.item_size, max_invoke)
+    if model["est_lambda_ms"] >= model["est_dn_ms"]:
+        return None
+    start = time.perf_counter()
+    per_call = model["per_call"]
+    batches = [tasks[i:i + per_call] for i in range(0, len(tasks), per_call)]
+    results = await asyncio.gather(*(_query_batch(executor, job, b, text) for b in batches))
+    found, fallbacks = [], 0
+    for batch, result in zip(batches, results):
+        if result is None:
+            fallbacks += 1
+            result = await executor.fallback.query(job, batch, text, None)
+        found += result
+    order = {id(t): i for i, t in enumerate(tasks)}
+    found.sort(key=lambda item: order[id(item[0])])
+    log.info("serverless query %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
+             "est_dn_ms=%.0f ms=%.0f fallback=%d", job.dset["id"], executor.function, n,
+             len(batches), model["est_lambda_ms"], model["est_dn_ms"],
+             (time.perf_counter() - start) * 1000, fallbacks)
+    return found
 
 
 async def offload_read(executor: LambdaExecutor, job: Job, tasks, out, dn_count: int,
