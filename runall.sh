@@ -2,22 +2,27 @@
 # Start h5cloud: one service node (port 5101) and N data nodes (ports 6101...)
 # serving POSIX storage in ./data (bucket hsdstest), with the sample users.
 #
-#   ./runall.sh [--dn N] [--docker]      (RUN_MODE=docker also selects Docker)
+#   ./runall.sh [--dn N] [--docker] [--lambda-local]   (RUN_MODE=docker also selects Docker)
 #
 # Installs what is missing on first run (.venv), copies admin/config/passwd.default,
 # creates /home/<user> folders, prints the endpoint and returns once it answers.
+# --lambda-local: a demo of serverless reads on one machine: S3 is moto's server
+# (in memory, port 5900), the built chunk_read zip runs behind the local Invoke
+# endpoint (port 9001), and the SN offloads big reads to it (grep serverless run/sn.log).
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
 
 dn=4
 mode=${RUN_MODE:-local}
+lambda_local=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --dn) dn=$2; shift 2 ;;
     --dn=*) dn=${1#--dn=}; shift ;;
     --docker) mode=docker; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --lambda-local) lambda_local=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "runall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -28,6 +33,14 @@ case "$dn" in ''|*[!0-9]*|0) echo "runall.sh: --dn needs a positive number" >&2;
 [ -f admin/config/groups.txt ] || cp admin/config/groups.default admin/config/groups.txt
 
 export BUCKET_NAME=${BUCKET_NAME:-hsdstest}
+if [ "$lambda_local" = 1 ]; then
+  s3_port=${S3_PORT:-5900} lambda_port=${LAMBDA_PORT:-9001}
+  export AWS_S3_GATEWAY=${AWS_S3_GATEWAY:-http://127.0.0.1:$s3_port}
+  export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
+  export AWS_REGION=${AWS_REGION:-us-east-1}
+  export AWS_LAMBDA_CHUNKREAD_FUNCTION=chunk_read AWS_LAMBDA_GATEWAY=http://127.0.0.1:$lambda_port
+  export ROOT_DIR=""
+fi
 export SN_PORT=${SN_PORT:-5101} DN_PORT=${DN_PORT:-6101}
 if [ -z "${AWS_S3_GATEWAY:-}" ]; then
   export ROOT_DIR=${ROOT_DIR:-$here/data}
@@ -42,6 +55,38 @@ if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml' >/dev/null 2>&1
   python3 -m venv .venv
   "$py" -m pip install -q --upgrade pip >/dev/null
   "$py" -m pip install -q -e .
+fi
+
+if [ "$lambda_local" = 1 ] && [ "$mode" != docker ]; then
+  "$py" -c 'import moto, boto3' >/dev/null 2>&1 || "$py" -m pip install -q 'moto[server]' boto3
+  if ! .venv-lambda312/bin/python -c 'import boto3' >/dev/null 2>&1; then
+    py312=""
+    if python3.12 -c '' >/dev/null 2>&1; then py312=$(command -v python3.12); fi
+    [ -n "$py312" ] || py312=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
+    [ -n "$py312" ] || { echo "runall.sh: --lambda-local needs python3.12 (the Lambda runtime)" >&2; exit 1; }
+    "$py312" -m venv .venv-lambda312 && .venv-lambda312/bin/python -m pip install -q boto3
+  fi
+  [ -f dist/chunk_read.zip ] || PIP="$py -m pip" ./awslambda/build.sh
+  mkdir -p run
+  if ! { [ -f run/moto.pid ] && kill -0 "$(cat run/moto.pid)" 2>/dev/null; }; then
+    nohup "$py" -m moto.server -H 127.0.0.1 -p "$s3_port" > run/moto.log 2>&1 &
+    echo $! > run/moto.pid
+  fi
+  "$py" - "$AWS_S3_GATEWAY" "$BUCKET_NAME" <<'PY'
+import sys, time, boto3
+for _ in range(100):
+    try:
+        s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1")
+        if sys.argv[2] not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
+            s3.create_bucket(Bucket=sys.argv[2])
+        break
+    except Exception:
+        time.sleep(0.1)
+PY
+  if ! { [ -f run/lambda.pid ] && kill -0 "$(cat run/lambda.pid)" 2>/dev/null; }; then
+    nohup ./awslambda/serve_local.sh --port "$lambda_port" chunk_read=dist/chunk_read.zip > run/lambda.log 2>&1 &
+    echo $! > run/lambda.pid
+  fi
 fi
 
 if [ "$mode" = docker ]; then
