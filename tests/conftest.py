@@ -11,6 +11,8 @@ from server.launch import free_ports
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 FIXTURE = SHARED / "fixtures" / "hsds-1.0.2"
+H5PYD_024 = REPO / ".venv-h5pyd024" / "bin" / "python"
+CLIENTS = Path(__file__).resolve().parent / "clients"
 PASSWORDS = "admin:admin\ntest_user1:test\ntest_user2:test\n"
 GROUPS = "test_group: test_user1 test_user2\n"
 
@@ -105,3 +107,25 @@ def copy_fixture(dest: Path) -> Path:
     for folder, _, _ in os.walk(dest):
         os.chmod(folder, 0o755)
     return dest
+
+
+def run_h5pyd_client(server, client: str, script: str):
+    """Run tests/clients/<script> ENDPOINT FOLDER with h5pyd 1.0.0 (this venv) or 0.24.0
+    (.venv-h5pyd024) in a fresh folder of test_user1; returns (python, folder, stdout)."""
+    import subprocess
+    import sys
+    import uuid
+
+    import requests
+    python = sys.executable if client == "h5pyd-1.0.0" else str(H5PYD_024)
+    if not Path(python).exists():
+        pytest.skip("h5pyd 0.24.0 venv missing (./testall.sh creates it)")
+    folder = f"/home/test_user1/c{uuid.uuid4().hex[:8]}"
+    rsp = requests.put(server.endpoint + "/", params={"domain": folder}, json={"folder": True},
+                       auth=("test_user1", "test"), timeout=10)
+    assert rsp.status_code == 201
+    proc = subprocess.run([python, str(CLIENTS / script), server.endpoint, folder],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all ok" in proc.stdout
+    return python, folder, proc.stdout

@@ -1,8 +1,6 @@
 """Datasets and their values over plain HTTP on real SN + DN processes (POSIX and S3):
 creation properties, selections, binary and JSON values, points, resize and append,
 fill values, filters, queries, broadcast, streaming and 413."""
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -11,12 +9,10 @@ import numpy as np
 import pytest
 import requests
 
-from conftest import REPO, cluster_env, make_bucket, make_home, start_cluster
+from conftest import cluster_env, make_bucket, make_home, run_h5pyd_client, start_cluster
 from server.core.ids import dataset_prefix
 
 U1 = ("test_user1", "test")
-H5PYD_024 = REPO / ".venv-h5pyd024" / "bin" / "python"
-CLIENTS = Path(__file__).parent / "clients"
 BIN = {"Content-Type": "application/octet-stream"}
 ACC = {"Accept": "application/octet-stream"}
 F32 = "H5T_IEEE_F32LE"
@@ -346,17 +342,7 @@ def test_streaming_pages_and_413(small_limits):
 
 @pytest.mark.parametrize("client", ["h5pyd-1.0.0", "h5pyd-0.24.0"])
 def test_h5pyd_dataset_scenario(server, client):
-    python = sys.executable if client == "h5pyd-1.0.0" else str(H5PYD_024)
-    if not Path(python).exists():
-        pytest.skip("h5pyd 0.24.0 venv missing (./testall.sh creates it)")
-    folder = f"/home/test_user1/d{uuid.uuid4().hex[:8]}"
-    rsp = requests.put(server.endpoint + "/", params={"domain": folder}, auth=U1,
-                       json={"folder": True}, timeout=10)
-    assert rsp.status_code == 201
-    proc = subprocess.run([python, str(CLIENTS / "h5pyd_datasets.py"), server.endpoint, folder],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all ok" in proc.stdout
+    run_h5pyd_client(server, client, "h5pyd_datasets.py")
 
 
 def test_reads_skip_the_dns_only_when_clean(server):

@@ -1,19 +1,15 @@
 """Domains, folders, ACLs and auth against real SN + DN processes (POSIX and S3)."""
 import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
 
-from conftest import REPO
+from conftest import run_h5pyd_client
 
 U1 = ("test_user1", "test")
 U2 = ("test_user2", "test")
 ADMIN = ("admin", "admin")
-H5PYD_024 = REPO / ".venv-h5pyd024" / "bin" / "python"
-CLIENT = Path(__file__).parent / "clients" / "h5pyd_domains.py"
 
 
 def unique(prefix="/home/test_user1"):
@@ -288,15 +284,7 @@ def test_unknown_routes(server):
 
 @pytest.mark.parametrize("client", ["h5pyd-1.0.0", "h5pyd-0.24.0"])
 def test_h5pyd_domain_scenario(server, client):
-    python = sys.executable if client == "h5pyd-1.0.0" else str(H5PYD_024)
-    if not Path(python).exists():
-        pytest.skip("h5pyd 0.24.0 venv missing (./testall.sh creates it)")
+    python, _, _ = run_h5pyd_client(server, client, "h5pyd_domains.py")
     version = subprocess.run([python, "-c", "import h5pyd; print(h5pyd.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert version == client.split("-")[1]
-    folder = unique()
-    make_domain(server, folder, folder=True)
-    proc = subprocess.run([python, str(CLIENT), server.endpoint, folder],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all ok" in proc.stdout

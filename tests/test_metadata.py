@@ -11,12 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import REPO
+from conftest import run_h5pyd_client
 
 U1 = ("test_user1", "test")
 U2 = ("test_user2", "test")
-H5PYD_024 = REPO / ".venv-h5pyd024" / "bin" / "python"
-CLIENTS = Path(__file__).parent / "clients"
 I32 = {"class": "H5T_INTEGER", "base": "H5T_STD_I32LE"}
 
 
@@ -422,17 +420,7 @@ def test_domain_delete_removes_objects(dom, server):
 
 @pytest.mark.parametrize("client", ["h5pyd-1.0.0", "h5pyd-0.24.0"])
 def test_h5pyd_metadata_scenario(server, client):
-    python = sys.executable if client == "h5pyd-1.0.0" else str(H5PYD_024)
-    if not Path(python).exists():
-        pytest.skip("h5pyd 0.24.0 venv missing (./testall.sh creates it)")
-    folder = f"/home/test_user1/s{uuid.uuid4().hex[:8]}"
-    rsp = requests.put(server.endpoint + "/", params={"domain": folder}, auth=U1,
-                       json={"folder": True}, timeout=10)
-    assert rsp.status_code == 201
-    proc = subprocess.run([python, str(CLIENTS / "h5pyd_metadata.py"), server.endpoint, folder],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "all ok" in proc.stdout
+    python, folder, _ = run_h5pyd_client(server, client, "h5pyd_metadata.py")
     # hsls -r lists what the scenario made
     hsls = Path(python).parent / "hsls"
     env = {**os.environ, "HS_ENDPOINT": server.endpoint, "HS_USERNAME": "test_user1",

@@ -15,7 +15,7 @@ import numpy as np
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-from ..core import layout, values
+from ..core import values
 from ..core.chunks import codec_for
 from .job import Job
 

@@ -14,10 +14,9 @@ from ..core import clock, ids
 from ..core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from ..web import json_response, read_json
 from . import objects
-from .scan import scan
 from .params import Target, check_path, flag, int_param, parent_of, split_domain, target_of
-from .service import (API_VERSION, COMPRESSORS, caller, href, load_domain, require_domain,
-                      service)
+from .scan import scan
+from .service import API_VERSION, COMPRESSORS, caller, href, load_domain, service
 
 
 # ---- helpers ----------------------------------------------------------------

@@ -310,7 +310,6 @@ async def domain_by_path(request, target, domain_doc, h5path: str):
 
 async def post_domain(request):
     """POST / {"h5paths": [...]}: many objects by path in one request."""
-    svc = service(request)
     target, domain_doc = await require_domain(request, "read")
     body = await read_json(request)
     paths = body.get("h5paths") if isinstance(body, dict) else None
