@@ -15,7 +15,7 @@ from aiohttp import web
 from ..core import shapes, types, values
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
-from .objects import check_member, load_object, object_op, resolve_type, walk
+from .objects import check_member, load_object, object_op, per_object, resolve_type, walk
 from .params import flag, int_param
 from .service import href, require_domain, service
 
@@ -359,27 +359,10 @@ async def put_attributes(request):
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
-    obj_ids = body.get("obj_ids")
-    if isinstance(obj_ids, dict):
-        if "attributes" in body:
-            raise BadRequest("attributes with an obj_ids object")
-        plan = {}
-        for oid, item in obj_ids.items():
-            if not isinstance(item, dict) or not isinstance(item.get("attributes"), dict):
-                raise BadRequest(f"obj_ids[{oid}] needs an attributes object")
-            plan[oid] = item["attributes"]
-    else:
-        if "attributes" in body:
-            attrs = body["attributes"]
-            if not isinstance(attrs, dict):
-                raise BadRequest("attributes must be an object of name -> attribute")
-        elif "name" in body:
-            attrs = {body["name"]: body}
-        else:
-            raise BadRequest("expected attributes, obj_ids or name")
-        if obj_ids is not None and not isinstance(obj_ids, list):
-            raise BadRequest("obj_ids must be a list or an object")
-        plan = {oid: attrs for oid in (obj_ids or [obj_id])}
+    if "attributes" not in body and "name" in body and not isinstance(body.get("obj_ids"), dict):
+        # one attribute, named in the body (for this object or an obj_ids list)
+        body = {"attributes": {body["name"]: body}, "obj_ids": body.get("obj_ids")}
+    plan = per_object(body, obj_id, "obj_ids", "attributes")
     await asyncio.gather(*(check_member(svc, target, domain_doc, o, str(o)[:1]) for o in plan))
     parsed = {oid: await parse_attributes(svc, target, domain_doc, attrs)
               for oid, attrs in plan.items()}

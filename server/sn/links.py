@@ -5,7 +5,7 @@ import fnmatch
 from ..core import ids
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
-from .objects import check_member, load_object, object_op, walk_groups
+from .objects import check_member, load_object, object_op, per_object, walk_groups
 from .params import flag, int_param
 from .service import href, require_domain, service
 
@@ -247,24 +247,7 @@ async def put_links(request):
     body = await read_json(request)
     if not isinstance(body, dict):
         raise BadRequest("expected a JSON object")
-    grp_ids = body.get("grp_ids")
-    if isinstance(grp_ids, dict):
-        if "links" in body:
-            raise BadRequest("links with a grp_ids object")
-        plan = {}
-        for gid, item in grp_ids.items():
-            if not isinstance(item, dict) or not isinstance(item.get("links"), dict):
-                raise BadRequest(f"grp_ids[{gid}] needs a links object")
-            plan[gid] = item["links"]
-    else:
-        links = body.get("links")
-        if not isinstance(links, dict):
-            raise BadRequest("links must be an object of title -> link")
-        if grp_ids is None:
-            grp_ids = [grp_id]
-        if not isinstance(grp_ids, list):
-            raise BadRequest("grp_ids must be a list or an object")
-        plan = {gid: links for gid in grp_ids}
+    plan = per_object(body, grp_id, "grp_ids", "links")
     parsed = {gid: {check_title(t): parse_link(l) for t, l in links.items()}
               for gid, links in plan.items()}
     await asyncio.gather(*(check_member(svc, target, domain_doc, g, "g") for g in parsed))

@@ -41,6 +41,27 @@ async def check_member(svc, target, domain_doc, obj_id: str, prefix: str):
         raise BadRequest(f"{obj_id} is not a member of {target.path}")
 
 
+def per_object(body: dict, this_id: str, ids_key: str, items_key: str) -> dict:
+    """id -> items of a multi-object create (links, attributes): {items_key: {...}} for
+    this object or for every id of an ids_key list, or {ids_key: {id: {items_key: {...}}}}."""
+    ids = body.get(ids_key)
+    if isinstance(ids, dict):
+        if items_key in body:
+            raise BadRequest(f"{items_key} with an {ids_key} object")
+        plan = {}
+        for oid, item in ids.items():
+            if not isinstance(item, dict) or not isinstance(item.get(items_key), dict):
+                raise BadRequest(f"{ids_key}[{oid}] needs a {items_key} object")
+            plan[oid] = item[items_key]
+        return plan
+    items = body.get(items_key)
+    if not isinstance(items, dict):
+        raise BadRequest(f"{items_key} must be an object keyed by name")
+    if ids is not None and not isinstance(ids, list):
+        raise BadRequest(f"{ids_key} must be a list or an object")
+    return {oid: items for oid in (ids or [this_id])}
+
+
 async def object_op(svc, target, obj_id: str, op: str, args: dict, sync=False):
     """Run a document change (core.metaops) on the object's owning DN."""
     return await svc.nodes.apply(target.bucket, ids.object_key(obj_id), obj_id, op, args, sync)
