@@ -23,11 +23,10 @@ DENSE = 1 / 16      # share of each chunk a read must use to be read by the SN i
 
 class Dispatcher:
     def __init__(self, dn: DnExecutor, direct: DirectExecutor | None, settle_after: float,
-                 serverless=None, settings=None):
+                 serverless=None):
         self.dn = dn
         self.direct = direct
         self.serverless = serverless       # a LambdaExecutor when chunk_read is configured
-        self.settings = settings
         self.settle_after = settle_after
         self.generation = 0
         self.marks: dict = {}          # dataset id -> (generation, time of last write)
@@ -84,9 +83,7 @@ class Dispatcher:
 
     async def read(self, job: Job, tasks, out) -> str:
         if self.serverless is not None and self.is_clean(job.dset["id"]):
-            s = self.settings
-            if await offload_read(self.serverless, job, tasks, out, len(self.dn.urls),
-                                  s.aws_lambda_threshold, s.aws_lambda_max_invoke):
+            if await offload_read(self.serverless, job, tasks, out, len(self.dn.urls)):
                 return "lambda"
         executor = self.reader(job, tasks)
         await executor.read(job, tasks, out)
@@ -114,10 +111,7 @@ class Dispatcher:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
         if self.serverless is not None and self.is_clean(job.dset["id"]):
-            s = self.settings
-            found = await offload_query(self.serverless, job, tasks, text, limit,
-                                        len(self.dn.urls), s.aws_lambda_threshold,
-                                        s.aws_lambda_max_invoke)
+            found = await offload_query(self.serverless, job, tasks, text, len(self.dn.urls))
             if found is not None:
                 return found
         # otherwise the DNs: their caches hold the rows decoded, and the masks run in

@@ -20,21 +20,17 @@ from ..core.chunks import codec_for
 from .job import Job
 
 log = logging.getLogger("h5cloud.sn")
-OUT_BYTES = 4 * 1024 * 1024     # result bytes per invocation (base64 keeps it under 6 MB)
-
-# the model's constants (ms / concurrency); bench/ calibrates them
-T_DN = 12.0        # one DN fetches + decodes + selects one chunk from S3
-P_DN = 16          # concurrent chunk reads per DN
-T_INVOKE = 30.0    # invocation overhead, warm
-T_S3 = 12.0        # the function fetches + decodes + selects one chunk
-P_FN = 16          # concurrent GETs inside one invocation
 
 
-def plan(n: int, dn_count: int, chunk_bytes: int, max_invoke: int) -> dict:
-    """Chunks per invocation and both estimates for n chunks."""
-    per_call = max(1, min(math.ceil(n / max(1, max_invoke)), OUT_BYTES // max(1, chunk_bytes)))
-    est_dn = math.ceil(n / (dn_count * P_DN)) * T_DN
-    est_fn = T_INVOKE + math.ceil(n / (per_call * max_invoke)) * math.ceil(per_call / P_FN) * T_S3
+def plan(n: int, dn_count: int, chunk_bytes: int, s) -> dict:
+    """Chunks per invocation and both estimates (ms) for n chunks; s: the settings that
+    hold the model's constants (aws_lambda_*)."""
+    max_invoke = max(1, s.aws_lambda_max_invoke)
+    per_call = max(1, min(math.ceil(n / max_invoke),
+                          s.aws_lambda_batch_bytes // max(1, chunk_bytes)))
+    est_dn = math.ceil(n / (dn_count * s.aws_lambda_p_dn)) * s.aws_lambda_t_dn_ms
+    est_fn = s.aws_lambda_t_invoke_ms + math.ceil(n / (per_call * max_invoke)) * \
+        math.ceil(per_call / s.aws_lambda_p_fn) * s.aws_lambda_t_s3_ms
     return {"per_call": per_call, "est_dn_ms": est_dn, "est_lambda_ms": est_fn}
 
 
@@ -172,16 +168,15 @@ async def _query_batch(executor, job: Job, batch, text):
     return found
 
 
-async def offload_query(executor, job: Job, tasks, text, limit, dn_count, threshold,
-                        max_invoke):
+async def offload_query(executor, job: Job, tasks, text, dn_count: int):
     """Query matches through Lambda when the model says it pays (rows of every chunk are
     read there); None when the DNs should run it. Failed batches go to the DNs."""
     if job.fields or job.item_size == "H5T_VARIABLE" or offloadable(job, tasks) != "hyperslab":
         return None
     n = len(tasks)
-    if n < dn_count * threshold:
+    if n < dn_count * executor.settings.aws_lambda_threshold:
         return None
-    model = plan(n, dn_count, max(t.count for t in tasks) * job.item_size, max_invoke)
+    model = plan(n, dn_count, max(t.count for t in tasks) * job.item_size, executor.settings)
     if model["est_lambda_ms"] >= model["est_dn_ms"]:
         return None
     start = time.perf_counter()
@@ -203,16 +198,15 @@ async def offload_query(executor, job: Job, tasks, text, limit, dn_count, thresh
     return found
 
 
-async def offload_read(executor: LambdaExecutor, job: Job, tasks, out, dn_count: int,
-                       threshold: int, max_invoke: int) -> bool:
+async def offload_read(executor: LambdaExecutor, job: Job, tasks, out, dn_count: int) -> bool:
     """Read through Lambda when the model says it pays; logs the `serverless` line.
     False (nothing done) when the DNs should read."""
     kind = offloadable(job, tasks)
     n = len(tasks)
-    if kind is None or n < dn_count * threshold:
+    if kind is None or n < dn_count * executor.settings.aws_lambda_threshold:
         return False
     chunk_bytes = max(t.count for t in tasks) * job.item_size
-    model = plan(n, dn_count, chunk_bytes, max_invoke)
+    model = plan(n, dn_count, chunk_bytes, executor.settings)
     if model["est_lambda_ms"] >= model["est_dn_ms"]:
         return False
     start = time.perf_counter()

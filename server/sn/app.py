@@ -9,7 +9,6 @@ from ..core.errors import Unavailable
 from ..web import error_middleware, json_response
 from ..offload.direct import DirectExecutor
 from ..offload.dispatch import Dispatcher
-from ..offload.dn import DnExecutor
 from ..offload.serverless import LambdaExecutor
 from . import attributes, datasets, domains, links, objects, values
 from .service import API_VERSION, CALLER, SERVICE, VIA, Service, service
@@ -175,13 +174,12 @@ def make_app(svc: Service) -> web.Application:
 
     async def start(app):
         await svc.nodes.start()
-        dn = DnExecutor(svc.nodes.session, svc.nodes.urls)
+        dn = svc.nodes.executor()
         direct = DirectExecutor(svc.store) if svc.direct_reads else None
         serverless = None
         if svc.settings.aws_lambda_chunkread_function and not svc.settings.root_dir:
             serverless = LambdaExecutor(svc.settings, dn)     # offload reads from S3 only
-        svc.executor = Dispatcher(dn, direct, svc.settings.s3_age_time, serverless,
-                                  svc.settings)
+        svc.executor = Dispatcher(dn, direct, svc.settings.s3_age_time, serverless)
         tasks.append(asyncio.ensure_future(
             svc.executor.settle_loop(max(0.2, svc.settings.s3_sync_interval))))
         tasks.append(asyncio.ensure_future(watch_nodes(svc)))

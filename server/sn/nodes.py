@@ -11,6 +11,7 @@ import aiohttp
 
 from ..core.errors import Unavailable, error_for
 from ..core.ids import node_index
+from ..offload.dn import DnExecutor
 
 log = logging.getLogger("h5cloud.sn")
 
@@ -33,6 +34,10 @@ class DataNodes:
     async def close(self):
         if self.session:
             await self.session.close()
+
+    def executor(self) -> DnExecutor:
+        """What runs chunk tasks on these nodes."""
+        return DnExecutor(self.session, self.urls)
 
     def url_for(self, route: str) -> str:
         return self.urls[node_index(route, len(self.urls))]
