@@ -66,6 +66,7 @@ class Settings:
     top_level_domains: list = dataclasses.field(default_factory=list)
     direct_reads: str = "auto"         # SN reads clean chunks itself: auto (POSIX)|always|never
     # serverless
+    lambda_password: str = "lambda"    # the one-function server's own user's (its name) password
     aws_lambda_chunkread_function: str = ""
     aws_lambda_gateway: str = ""
     aws_lambda_threshold: int = 4

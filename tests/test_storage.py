@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from server.core.errors import BadRequest, HttpError, NotFound
+from server.core.errors import BadRequest, HttpError, NotFound, PreconditionFailed
 from server.storage import open_store
 from server.storage.base import Store
 from server.storage.memory import MemoryStore
@@ -478,6 +478,47 @@ def test_posix_list_dirs_skips_files_and_tmp(posix):
         await store.put(bucket, "f", b"1")
         assert await dirs_of(store, bucket, "") == ["a/"]
     posix.run(body)
+
+
+# ---- conditional writes (lambda_app: many writers, no DN between them) ---------
+
+def test_conditional_create_and_replace(backend):
+    async def body(store, bucket):
+        tag = await store.put_if(bucket, "c/doc.json", b'{"v": 1}', None)
+        with pytest.raises(PreconditionFailed):          # exists already
+            await store.put_if(bucket, "c/doc.json", b'{"v": 9}', None)
+        data, seen = await store.get_tagged(bucket, "c/doc.json")
+        assert data == b'{"v": 1}' and seen == tag
+        new = await store.put_if(bucket, "c/doc.json", b'{"v": 2}', seen)
+        assert new != seen
+        with pytest.raises(PreconditionFailed):          # stale tag
+            await store.put_if(bucket, "c/doc.json", b'{"v": 3}', seen)
+        await store.put(bucket, "c/doc.json", b'{"v": 4}')   # a blind write moves the tag
+        with pytest.raises(PreconditionFailed):
+            await store.put_if(bucket, "c/doc.json", b'{"v": 5}', new)
+        assert await store.get(bucket, "c/doc.json") == b'{"v": 4}'
+        with pytest.raises(NotFound):
+            await store.get_tagged(bucket, "c/none.json")
+    backend.run(body)
+
+
+def test_conditional_increments_never_lose_one(backend):
+    """Eight read-modify-write loops at once on one key: every increment lands."""
+    async def body(store, bucket):
+        await store.put(bucket, "c/n", b"0")
+
+        async def bump():
+            while True:
+                data, tag = await store.get_tagged(bucket, "c/n")
+                try:
+                    await store.put_if(bucket, "c/n", str(int(data) + 1).encode(), tag)
+                    return
+                except PreconditionFailed:
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(bump() for _ in range(8)))
+        assert await store.get(bucket, "c/n") == b"8"
+    backend.run(body)
 
 
 def test_posix_root_must_exist(tmp_path):

@@ -46,6 +46,11 @@ class Gone(HttpError):
     status = 410
 
 
+class PreconditionFailed(HttpError):
+    """A conditional write lost a race (the object changed since it was read)."""
+    status = 412
+
+
 class TooLarge(HttpError):
     status = 413
 

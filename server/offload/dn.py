@@ -90,13 +90,7 @@ class DnExecutor:
             header.update(query=text, limit=lim, update=update)
             raw = await self._post(url + "/chunks/query", frames.pack(header))
             head, payload = frames.unpack(raw)
-            parts = frames.split(payload, head["sizes"])
-            found = []
-            for i, count in enumerate(head["counts"]):
-                positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64)
-                rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
-                found.append((group[i], positions, rows))
-            return found
+            return decode_found(job, group, head["counts"], frames.split(payload, head["sizes"]))
 
         if limit is None and update is None:
             results = await asyncio.gather(*(one(url, g, None)
@@ -114,6 +108,17 @@ class DnExecutor:
                 if remaining <= 0:
                     break
         return found
+
+
+def decode_found(job: Job, tasks, counts: list, parts: list) -> list:
+    """[(task, positions, rows)] from a DN's query answer: per task run, the matching
+    positions (uint64) and rows, in task order."""
+    found = []
+    for i, count in enumerate(counts):
+        positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64)
+        rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
+        found.append((tasks[i], positions, rows))
+    return found
 
 
 async def _stream(first: bytes, parts: list):

@@ -45,6 +45,10 @@ class Authenticator:
             for member in members.replace(",", " ").split():
                 self.groups_of.setdefault(member, set()).add(group.strip())
 
+    def add_user(self, user: str, password: str):
+        """A user the password file does not name (the file wins when it does)."""
+        self.passwords.setdefault(user, password)
+
     def caller(self, user: str) -> Caller:
         groups = frozenset(self.groups_of.get(user, ()))
         admin = user == self.settings.admin_user or (

@@ -48,6 +48,17 @@ class Store(abc.ABC):
     async def exists(self, bucket: str, key: str) -> bool:
         ...
 
+    # conditional writes: many writers with no DN in between (lambda_app) change an
+    # object only if nobody else did since they read it
+    @abc.abstractmethod
+    async def get_tagged(self, bucket: str, key: str) -> tuple[bytes, str]:
+        """The object and a tag that changes with every write of it (S3: its ETag)."""
+
+    @abc.abstractmethod
+    async def put_if(self, bucket: str, key: str, data: bytes, tag: str | None) -> str:
+        """Write only if the object is still at tag (None: only if it does not exist),
+        else PreconditionFailed; returns the new tag."""
+
     @abc.abstractmethod
     def list_sizes(self, bucket: str, prefix: str) -> AsyncIterator[tuple]:
         """(key, size in bytes) of every key under prefix, recursively, in key order."""

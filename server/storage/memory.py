@@ -1,11 +1,15 @@
 """In-process storage for unit tests (not shared between processes)."""
-from ..core.errors import NotFound
+import itertools
+
+from ..core.errors import NotFound, PreconditionFailed
 from .base import Store, check_bucket, check_key
 
 
 class MemoryStore(Store):
     def __init__(self, buckets=("hsdstest",)):
         self._buckets: dict[str, dict[str, bytes]] = {b: {} for b in buckets}
+        self._tags: dict = {}                   # (bucket, key) -> tag of the last write
+        self._counter = itertools.count(1)
 
     def _bucket(self, bucket: str) -> dict:
         check_bucket(bucket)
@@ -24,9 +28,22 @@ class MemoryStore(Store):
 
     async def put(self, bucket, key, data):
         self._bucket(bucket)[check_key(key)] = bytes(data)
+        self._tags[(bucket, key)] = str(next(self._counter))
+
+    async def get_tagged(self, bucket, key):
+        data = await self.get(bucket, key)
+        return data, self._tags[(bucket, key)]
+
+    async def put_if(self, bucket, key, data, tag):
+        current = self._tags.get((bucket, key)) if key in self._bucket(bucket) else None
+        if current != tag:
+            raise PreconditionFailed(f"{key} changed since it was read")
+        await self.put(bucket, key, data)
+        return self._tags[(bucket, key)]
 
     async def delete(self, bucket, key):
         self._bucket(bucket).pop(check_key(key), None)
+        self._tags.pop((bucket, key), None)
 
     async def exists(self, bucket, key):
         return check_key(key) in self._bucket(bucket)

@@ -7,11 +7,12 @@ Blocking file calls run in the default thread pool.
 """
 import asyncio
 import contextlib
+import fcntl
 import os
 import tempfile
 from pathlib import Path
 
-from ..core.errors import NotFound
+from ..core.errors import NotFound, PreconditionFailed
 from .base import Store, check_bucket, check_key
 
 TMP_DIR = ".h5cloud-tmp"
@@ -57,6 +58,28 @@ class PosixStore(Store):
 
     async def put(self, bucket, key, data):
         await self._run(self._write, self._path(bucket, key), data)
+
+    async def get_tagged(self, bucket, key):
+        path = self._path(bucket, key)
+        data, tag = await self._run(_read_tagged, path)
+        if data is None:
+            raise NotFound(f"key not found: {key}")
+        return data, tag
+
+    async def put_if(self, bucket, key, data, tag):
+        path = self._path(bucket, key)
+
+        def swap(path, expected):
+            # one lock for the whole root, held only to compare and rename (processes
+            # and threads alike: flock locks belong to each open of the file)
+            with open(self.tmp / ".cas-lock", "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if _tag_of(path) != expected:
+                    raise PreconditionFailed(f"{key} changed since it was read")
+                self._write(path, data)
+                return _tag_of(path)
+
+        return await self._run(swap, path, tag)
 
     def _write(self, path: Path, data: bytes):
         fd, tmp = tempfile.mkstemp(dir=self.tmp)
@@ -107,6 +130,24 @@ def _read(path: Path, offset: int = 0, length: int = -1):
             return f.read(length)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+
+
+def _tag_of(path: Path) -> str | None:
+    """Every write renames a new file into place: inode, time and size tell them apart."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def _read_tagged(path: Path):
+    try:
+        with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            return f.read(), f"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None, None
 
 
 def _remove(path: Path, bucket_dir: Path):

@@ -5,10 +5,11 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
-from ..core.errors import NotFound
+from ..core.errors import NotFound, PreconditionFailed
 from .base import Store, check_bucket, check_key
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
+_RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 
 
 def _strip(bucket: str) -> str:
@@ -36,12 +37,15 @@ class S3Store(Store):
         return self._client
 
     async def get(self, bucket, key):
+        return (await self._get(bucket, key, None))[0]
+
+    async def get_tagged(self, bucket, key):
         return await self._get(bucket, key, None)
 
     async def get_range(self, bucket, key, offset, length):
         if length <= 0:
             return b""
-        return await self._get(bucket, key, f"bytes={offset}-{offset + length - 1}")
+        return (await self._get(bucket, key, f"bytes={offset}-{offset + length - 1}"))[0]
 
     async def _get(self, bucket, key, byte_range):
         s3 = await self.client()
@@ -51,21 +55,33 @@ class S3Store(Store):
         try:
             rsp = await s3.get_object(**args)
             async with rsp["Body"] as body:
-                return await body.read()
+                return await body.read(), rsp.get("ETag", "")
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in _MISSING:
                 raise NotFound(f"key not found: {key}") from None
             if e.response.get("Error", {}).get("Code") == "InvalidRange":
-                return b""
+                return b"", ""
             raise
 
     async def put(self, bucket, key, data):
+        await self._put(bucket, key, data)
+
+    async def put_if(self, bucket, key, data, tag):
+        condition = {"IfNoneMatch": "*"} if tag is None else {"IfMatch": tag}
+        return await self._put(bucket, key, data, **condition)
+
+    async def _put(self, bucket, key, data, **condition):
         s3 = await self.client()
         try:
-            await s3.put_object(Bucket=_strip(bucket), Key=check_key(key), Body=bytes(data))
+            rsp = await s3.put_object(Bucket=_strip(bucket), Key=check_key(key),
+                                      Body=bytes(data), **condition)
+            return rsp.get("ETag", "")
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in _MISSING:
+            code = e.response.get("Error", {}).get("Code")
+            if code in _MISSING:
                 raise NotFound(f"bucket not found: {bucket}") from None
+            if condition and code in _RACE:
+                raise PreconditionFailed(f"{key} changed since it was read") from None
             raise
 
     async def delete(self, bucket, key):

@@ -1,0 +1,107 @@
+"""The whole server in one Lambda function: `lambda_handler(event, context)`.
+
+A warm function instance keeps one event loop, one store client and the SN's
+aiohttp app (with LocalNodes: the DN logic in-process) served on a loopback
+port of its own process. Each event becomes one HTTP request to that app, so
+every route, check and middleware is the server's own; the answer is returned
+in the form the event came in (events.py). Nothing runs between invocations and
+nothing is left unwritten when an answer goes out (nodes.py).
+"""
+import asyncio
+import base64
+import json
+import logging
+import os
+import time
+
+import aiohttp
+from aiohttp import web
+
+from ..config import load_settings
+from ..sn.app import make_app
+from ..sn.service import Service
+from ..storage import open_store
+from . import events
+from .nodes import LocalNodes
+
+log = logging.getLogger("h5cloud.lambda")
+
+
+class Runtime:
+    """The server of one function instance (built on the first invocation)."""
+
+    def __init__(self, function_name: str):
+        self.function = function_name
+        self.loop = asyncio.new_event_loop()
+        self.started = time.perf_counter()
+        self.settings = load_settings()
+        self.credentials = None
+        self.loop.run_until_complete(self._start())
+
+    async def _start(self):
+        store = open_store(self.settings)
+        svc = Service(self.settings, store, LocalNodes(store, self.settings))
+        svc.auth.add_user(self.function, self.settings.lambda_password)
+        # a direct invocation runs as the function's user (AWS checked the caller)
+        token = f"{self.function}:{svc.auth.passwords[self.function]}".encode()
+        self.credentials = "Basic " + base64.b64encode(token).decode()
+        self.runner = web.AppRunner(make_app(svc), access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        self.base = f"http://127.0.0.1:{port}"
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None),
+            connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
+
+    def close(self):
+        """Stop serving (tests; a function instance is simply frozen and dropped)."""
+        async def stop():
+            await self.session.close()
+            await self.runner.cleanup()
+        self.loop.run_until_complete(stop())
+        self.loop.close()
+
+    def handle(self, event) -> dict:
+        return self.loop.run_until_complete(self._handle(event))
+
+    async def _handle(self, event) -> dict:
+        try:
+            req = events.request_of(event)
+        except Exception as e:        # BadRequest and anything odd in the event itself
+            form = events.GATEWAY if isinstance(event, dict) and event.get("version") == "2.0" \
+                else events.DIRECT
+            body = json.dumps({"error": str(e), "status": 400}).encode()
+            return events.answer(form, 400, {"Content-Type": "application/json"}, body)
+        headers = dict(req.headers)
+        if req.form != events.GATEWAY and "authorization" not in headers:
+            headers["authorization"] = self.credentials
+        headers.setdefault("host", self.function)
+        async with self.session.request(req.method, self.base + req.path, params=req.params,
+                                        headers=headers, data=req.body) as rsp:
+            body = await rsp.read()
+            out = {k: v for k, v in rsp.headers.items()
+                   if k not in ("Content-Length", "Date", "Connection", "Transfer-Encoding")}
+            return events.answer(req.form, rsp.status, out, body)
+
+
+_runtime: Runtime | None = None
+
+
+def lambda_handler(event, context):
+    global _runtime
+    cold = _runtime is None
+    if cold:
+        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
+        name = getattr(context, "function_name", None) or \
+            os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "hslambda"
+        _runtime = Runtime(name)
+    start = time.perf_counter()
+    result = _runtime.handle(event)
+    ms = (time.perf_counter() - start) * 1000
+    print(json.dumps({"request_id": getattr(context, "aws_request_id", None),
+                      "status": result.get("statusCode"), "ms": round(ms, 1),
+                      "cold_start_ms": round((start - _runtime.started) * 1000, 1)
+                      if cold else None}), flush=True)
+    return result
