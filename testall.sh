@@ -14,10 +14,10 @@ if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   echo "$stamp" > .venv/.installed
 fi
-if ! .venv-h5pyd024/bin/python -c 'import h5pyd' >/dev/null 2>&1; then
+if ! .venv-h5pyd024/bin/python -c 'import h5pyd, boto3' >/dev/null 2>&1; then
   echo "setting up .venv-h5pyd024 (h5pyd 0.24.0)..."
   python3 -m venv .venv-h5pyd024
-  .venv-h5pyd024/bin/python -m pip install -q h5pyd==0.24.0
+  .venv-h5pyd024/bin/python -m pip install -q h5pyd==0.24.0 boto3   # boto3: its http+lambda://
 fi
 if ! .venv-hsds/bin/python -c 'import hsds' >/dev/null 2>&1; then
   # stock HSDS 1.0.2, only to check it reads what h5cloud writes (never a dependency)
