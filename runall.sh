@@ -39,6 +39,8 @@ if [ "$lambda_local" = 1 ]; then
   export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
   export AWS_REGION=${AWS_REGION:-us-east-1}
   export AWS_LAMBDA_CHUNKREAD_FUNCTION=chunk_read AWS_LAMBDA_GATEWAY=http://127.0.0.1:$lambda_port
+  # one machine runs a few workers, not AWS's thousand: the SN plans for what answers
+  export AWS_LAMBDA_MAX_INVOKE=${AWS_LAMBDA_MAX_INVOKE:-8}
   export ROOT_DIR=""
 fi
 export SN_PORT=${SN_PORT:-5101} DN_PORT=${DN_PORT:-6101}
@@ -84,7 +86,8 @@ for _ in range(100):
         time.sleep(0.1)
 PY
   if ! { [ -f run/lambda.pid ] && kill -0 "$(cat run/lambda.pid)" 2>/dev/null; }; then
-    nohup ./awslambda/serve_local.sh --port "$lambda_port" chunk_read=dist/chunk_read.zip > run/lambda.log 2>&1 &
+    nohup ./awslambda/serve_local.sh --port "$lambda_port" --concurrency "$AWS_LAMBDA_MAX_INVOKE" \
+      chunk_read=dist/chunk_read.zip > run/lambda.log 2>&1 &
     echo $! > run/lambda.pid
   fi
 fi

@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Create or update the chunk_read function with the aws CLI:  awslambda/deploy.sh
-# Parameters: awslambda/deploy.conf, overridden by environment variables of the same
-# names. AWS_ENDPOINT_URL (e.g. moto's server) is honoured by the CLI itself.
-# Steps: the execution role (Lambda trust policy) if missing, with the basic execution
-# and S3 read-only policies; wait for it; create-function, or update-function-code and
-# the configuration (memory, timeout, environment) when it exists.
+# Create or update a function with the aws CLI:  awslambda/deploy.sh [chunk_read|hslambda]
+# Parameters: awslambda/deploy.conf (chunk_read) or awslambda/deploy-hslambda.conf,
+# overridden by environment variables of the same names. AWS_ENDPOINT_URL (e.g. moto's
+# server) is honoured by the CLI itself.
+# Steps: the execution role (Lambda trust policy) if missing, with its managed policies
+# (basic execution; S3 read-only for chunk_read) and, with FUNCTION_BUCKET, full access to
+# that bucket; wait for it; create-function, or update-function-code and the
+# configuration (memory, timeout, environment) when it exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-conf=${DEPLOY_CONF:-awslambda/deploy.conf}
+case "${1:-chunk_read}" in
+  chunk_read) default_conf=awslambda/deploy.conf ;;
+  hslambda) default_conf=awslambda/deploy-hslambda.conf ;;
+  *) echo "deploy.sh: unknown function '$1' (chunk_read, hslambda)" >&2; exit 2 ;;
+esac
+conf=${DEPLOY_CONF:-$default_conf}
 while IFS='=' read -r key value; do
   case "$key" in ''|\#*) continue ;; esac
   [ -n "${!key:-}" ] || export "$key=$value"
@@ -22,12 +29,17 @@ if ! role_arn=$(run iam get-role --role-name "$ROLE_NAME" --query Role.Arn --out
   role_arn=$(run iam create-role --role-name "$ROLE_NAME" \
     --assume-role-policy-document "$trust" --query Role.Arn --output text)
 fi
-for policy in service-role/AWSLambdaBasicExecutionRole AmazonS3ReadOnlyAccess; do
+for policy in $POLICIES; do
   run iam attach-role-policy --role-name "$ROLE_NAME" --policy-arn "arn:aws:iam::aws:policy/$policy"
 done
+if [ -n "${FUNCTION_BUCKET:-}" ]; then
+  bucket_policy='{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": ["arn:aws:s3:::'$FUNCTION_BUCKET'", "arn:aws:s3:::'$FUNCTION_BUCKET'/*"]}]}'
+  run iam put-role-policy --role-name "$ROLE_NAME" --policy-name "h5cloud-bucket-$FUNCTION_BUCKET" \
+    --policy-document "$bucket_policy"
+fi
 run iam wait role-exists --role-name "$ROLE_NAME"
 
-env="Variables={LOG_LEVEL=$LOG_LEVEL${S3_GATEWAY:+,AWS_S3_GATEWAY=$S3_GATEWAY}}"
+env="Variables={LOG_LEVEL=$LOG_LEVEL${S3_GATEWAY:+,AWS_S3_GATEWAY=$S3_GATEWAY}${FUNCTION_BUCKET:+,BUCKET_NAME=$FUNCTION_BUCKET}}"
 if run lambda get-function --function-name "$FUNCTION_NAME" >/dev/null 2>&1; then
   echo "updating function $FUNCTION_NAME"
   run lambda update-function-code --function-name "$FUNCTION_NAME" \

@@ -8,6 +8,7 @@ pid and log files go to the run folder (sn.log, dn-001.log, ...).
 """
 import argparse
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -94,8 +95,13 @@ def free_ports(count: int) -> int:
             except OSError:
                 return False
 
+    # below the kernel's range for the local ends of outgoing connections, which any
+    # client may take between this check and the server's bind
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
     for _ in range(200):
-        base = random.randrange(20000, 60000 - count)
+        base = random.randrange(10000, max(10001, low - count))
         if all(free(base + i) for i in range(count)):
             return base
     raise RuntimeError("no free ports")
@@ -152,8 +158,11 @@ def _alive(pid: int) -> bool:
     try:
         done, _ = os.waitpid(pid, os.WNOHANG)
         return done == 0
-    except ChildProcessError:
-        return True
+    except ChildProcessError:     # not our child: gone once it is a zombie
+        try:
+            return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return True
 
 
 def stop(run_dir, timeout: float = 60.0) -> list:

@@ -54,3 +54,39 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
     assert "updating function chunk_read" in second.stdout
     after = lam.get_function(FunctionName="chunk_read")["Configuration"]
     assert after["CodeSha256"] != conf["CodeSha256"]
+
+
+@pytest.mark.skipif(aws_cli() is None, reason="no aws CLI (./testall.sh installs one)")
+def test_deploy_hslambda(moto_endpoint, tmp_path):
+    """`deploy.sh hslambda`: the whole server, 1024 MB, full access to its one bucket."""
+    archive = tmp_path / "hslambda.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("server/lambda_app/__init__.py", "def lambda_handler(e, c):\n    return 1\n")
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
+           "ROLE_NAME": "h5cloud-test-hslambda", "FUNCTION_BUCKET": "mybucket"}
+    env.pop("BUCKET_NAME", None)
+    run = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh"), "hslambda"], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "creating function hslambda" in run.stdout
+    kw = dict(endpoint_url=moto_endpoint, region_name="us-east-1",
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
+    attached = {p["PolicyName"] for p in iam.list_attached_role_policies(
+        RoleName="h5cloud-test-hslambda")["AttachedPolicies"]}
+    assert attached == {"AWSLambdaBasicExecutionRole"}
+    inline = iam.get_role_policy(RoleName="h5cloud-test-hslambda",
+                                 PolicyName="h5cloud-bucket-mybucket")["PolicyDocument"]
+    inline = json.loads(inline) if isinstance(inline, str) else inline
+    assert inline["Statement"][0]["Action"] == "s3:*"
+    assert set(inline["Statement"][0]["Resource"]) == {"arn:aws:s3:::mybucket",
+                                                       "arn:aws:s3:::mybucket/*"}
+    conf = lam.get_function(FunctionName="hslambda")["Configuration"]
+    assert conf["Handler"] == "server.lambda_app.lambda_handler"
+    assert conf["Runtime"] == "python3.12" and conf["MemorySize"] == 1024
+    assert conf["Timeout"] == 30
+    assert conf["Environment"]["Variables"] == {"LOG_LEVEL": "INFO", "BUCKET_NAME": "mybucket"}
+    bad = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh"), "nope"], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown function" in bad.stderr

@@ -17,6 +17,7 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "admin" / "docker" / "docker-compose.yml"
+LAMBDA_DOCKERFILE = REPO / "Dockerfile.lambda"
 DNS = [f"dn{i}" for i in range(1, 9)]
 
 
@@ -109,10 +110,10 @@ def test_storage_and_config_mounts(services):
 
 # --- Dockerfile ----------------------------------------------------------------
 
-def _instructions():
+def _instructions(dockerfile=DOCKERFILE):
     """(INSTRUCTION, arguments) with continuations joined and comments dropped."""
     out, current = [], ""
-    for raw in DOCKERFILE.read_text().splitlines():
+    for raw in dockerfile.read_text().splitlines():
         line = raw.strip()
         if not current and (not line or line.startswith("#")):
             continue
@@ -141,10 +142,11 @@ def test_dockerfile_base_and_ports():
     assert (REPO / "admin" / "config" / "config.yml").is_file()
 
 
-def test_copy_sources_exist():
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, LAMBDA_DOCKERFILE], ids=lambda p: p.name)
+def test_copy_sources_exist(dockerfile):
     ignored = {ln.strip().rstrip("/") for ln in (REPO / ".dockerignore").read_text().splitlines()
                if ln.strip() and not ln.startswith("#")}
-    copies = [rest for word, rest in _instructions() if word in ("COPY", "ADD")]
+    copies = [rest for word, rest in _instructions(dockerfile) if word in ("COPY", "ADD")]
     assert copies
     for rest in copies:
         args = [a for a in rest.split() if not a.startswith("--")]
@@ -168,6 +170,24 @@ def test_cmd_and_entrypoint_use_exec_form():
 def test_runs_as_non_root():
     users = [rest for word, rest in _instructions() if word == "USER"]
     assert users and users[-1] not in ("root", "0")
+
+
+def test_lambda_image_runs_the_handler():
+    """Dockerfile.lambda: AWS's Python 3.12 Lambda base image, the package installed into
+    the task root, CMD naming a handler that exists; lambda_build.sh builds that file."""
+    ins = _instructions(LAMBDA_DOCKERFILE)
+    assert ins[0] == ("FROM", "public.ecr.aws/lambda/python:3.12")
+    cmd = json.loads([rest for word, rest in ins if word == "CMD"][-1])
+    module, _, name = cmd[0].rpartition(".")
+    assert cmd == ["server.lambda_app.lambda_handler"]
+    assert callable(getattr(__import__(module, fromlist=[name]), name))
+    run = " ".join(rest for word, rest in ins if word == "RUN")
+    assert '--target "${LAMBDA_TASK_ROOT}"' in run
+    env = " ".join(rest for word, rest in ins if word == "ENV")
+    assert "CONFIG_DIR=/var/task/admin/config" in env
+    script = REPO / "lambda_build.sh"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    assert "-f Dockerfile.lambda" in script.read_text()
 
 
 # --- docker compose config (parses only; needs the compose plugin, no engine) ------

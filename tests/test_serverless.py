@@ -81,6 +81,61 @@ def test_offloaded_query_matches(stack):
     assert len(lines) == 2 and did in lines[0] and "chunks=400" in lines[0]
 
 
+def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):
+    """A read sent the moment a write is acknowledged, with a selection that is offloaded
+    when the dataset is clean, returns the new values, not the older ones still in S3;
+    once the write is stored, reads go to Lambda again and return the new values."""
+    cluster, endpoint = stack
+    if endpoint.poll() is not None:
+        pytest.skip("the shared endpoint was stopped by the test before")
+    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda_rewrite.h5"}
+    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+    body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
+    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                        timeout=10).json()["id"]
+    binary = {"Content-Type": "application/octet-stream"}
+    accept = {"Accept": "application/octet-stream"}
+    url = f"{base}/datasets/{did}/value"
+    mine = lambda: [ln for ln in serverless_lines(cluster) if did in ln]    # noqa: E731
+
+    def read_all():
+        got = requests.get(url, params=params, auth=U1, headers=accept, timeout=60)
+        assert got.status_code == 200, got.text[:300]
+        return np.frombuffer(got.content, "<i4").reshape(400, 500)
+
+    old = np.arange(400 * 500, dtype="<i4").reshape(400, 500) + 1
+    requests.put(url, params=params, auth=U1, data=old.tobytes(), headers=binary,
+                 timeout=30).raise_for_status()
+    requests.put(base + "/", params=params, auth=U1, json={"flush": 1},
+                 timeout=30).raise_for_status()
+    # the dataset is clean and all 400 chunks are in S3: a whole read goes to Lambda
+    assert np.array_equal(read_all(), old)
+    lines = mine()
+    assert len(lines) == 1 and "chunks=400" in lines[0] and "fallback=0" in lines[0], lines
+
+    # overwrite 192 of the chunks (16 x 12, most of them in part) and read at once
+    new = old.copy()
+    new[50:350, 100:400] = -7 * old[50:350, 100:400]
+    part = np.ascontiguousarray(new[50:350, 100:400])
+    requests.put(url, params={**params, "select": "[50:350,100:400]"}, auth=U1,
+                 data=part.tobytes(), headers=binary, timeout=30).raise_for_status()
+    got = read_all()
+    assert np.array_equal(got, new), \
+        f"{int((got != new).sum())} values differ from the acknowledged write"
+    seen = len(mine())
+
+    # once the DNs have stored the write, a whole read is offloaded again, with new values
+    deadline = time.time() + 60
+    while len(mine()) == seen:
+        assert time.time() < deadline, "no read was offloaded within 60 s of the write"
+        time.sleep(0.2)
+        assert np.array_equal(read_all(), new)
+    last = mine()[-1]
+    assert "chunks=400" in last and "fallback=0" in last, last
+    assert np.array_equal(read_all(), new)
+
+
 def test_offloaded_reads_match_and_fall_back(stack):
     cluster, endpoint = stack
     base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda.h5"}
