@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 import uuid
 
@@ -71,6 +72,9 @@ class LambdaExecutor:
             if s.aws_access_key_id and s.aws_secret_access_key:
                 args.update(aws_access_key_id=s.aws_access_key_id,
                             aws_secret_access_key=s.aws_secret_access_key)
+                if s.aws_access_key_id == os.environ.get("AWS_ACCESS_KEY_ID") and \
+                        os.environ.get("AWS_SESSION_TOKEN"):     # a role's keys
+                    args["aws_session_token"] = os.environ["AWS_SESSION_TOKEN"]
             self._client = await self._stack.enter_async_context(
                 get_session().create_client("lambda", **args))
         return self._client

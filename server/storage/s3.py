@@ -1,5 +1,6 @@
 """S3 storage through aiobotocore: one client (one connection pool) per process."""
 import contextlib
+import os
 
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -27,6 +28,10 @@ class S3Store(Store):
         if access_key and secret_key:
             self._args["aws_access_key_id"] = access_key
             self._args["aws_secret_access_key"] = secret_key
+            # a role's keys (Lambda, ECS) come with a session token beside them
+            if access_key == os.environ.get("AWS_ACCESS_KEY_ID") and \
+                    os.environ.get("AWS_SESSION_TOKEN"):
+                self._args["aws_session_token"] = os.environ["AWS_SESSION_TOKEN"]
         self._stack = contextlib.AsyncExitStack()
         self._client = None
 
