@@ -13,6 +13,18 @@ import pytest
 from conftest import REPO
 
 
+def deploy(env, *args):
+    return subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh"), *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def clients(moto_endpoint):
+    """(iam, lambda) boto3 clients on moto's server."""
+    kw = dict(endpoint_url=moto_endpoint, region_name="us-east-1",
+              aws_access_key_id="testing", aws_secret_access_key="testing")
+    return boto3.client("iam", **kw), boto3.client("lambda", **kw)
+
+
 def aws_cli():
     local = REPO / ".venv-awscli" / "bin" / "aws"
     return str(local) if local.exists() else shutil.which("aws")
@@ -26,13 +38,10 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
     env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
            "S3_GATEWAY": "http://s3.example:9000", "ROLE_NAME": "h5cloud-test-role"}
-    first = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh")], env=env,
-                           capture_output=True, text=True, timeout=300)
+    first = deploy(env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "creating function chunk_read" in first.stdout
-    kw = dict(endpoint_url=moto_endpoint, region_name="us-east-1",
-              aws_access_key_id="testing", aws_secret_access_key="testing")
-    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
+    iam, lam = clients(moto_endpoint)
     role = iam.get_role(RoleName="h5cloud-test-role")["Role"]
     trust = role["AssumeRolePolicyDocument"]
     trust = json.loads(trust) if isinstance(trust, str) else trust
@@ -48,8 +57,7 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
                                                 "AWS_S3_GATEWAY": "http://s3.example:9000"}
     with zipfile.ZipFile(archive, "a") as z:
         z.writestr("extra.txt", "new code")
-    second = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh")], env=env,
-                            capture_output=True, text=True, timeout=300)
+    second = deploy(env)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "updating function chunk_read" in second.stdout
     after = lam.get_function(FunctionName="chunk_read")["Configuration"]
@@ -66,13 +74,10 @@ def test_deploy_hslambda(moto_endpoint, tmp_path):
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
            "ROLE_NAME": "h5cloud-test-hslambda", "FUNCTION_BUCKET": "mybucket"}
     env.pop("BUCKET_NAME", None)
-    run = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh"), "hslambda"], env=env,
-                         capture_output=True, text=True, timeout=300)
+    run = deploy(env, "hslambda")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "creating function hslambda" in run.stdout
-    kw = dict(endpoint_url=moto_endpoint, region_name="us-east-1",
-              aws_access_key_id="testing", aws_secret_access_key="testing")
-    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
+    iam, lam = clients(moto_endpoint)
     attached = {p["PolicyName"] for p in iam.list_attached_role_policies(
         RoleName="h5cloud-test-hslambda")["AttachedPolicies"]}
     assert attached == {"AWSLambdaBasicExecutionRole"}
@@ -87,6 +92,5 @@ def test_deploy_hslambda(moto_endpoint, tmp_path):
     assert conf["Runtime"] == "python3.12" and conf["MemorySize"] == 1024
     assert conf["Timeout"] == 30
     assert conf["Environment"]["Variables"] == {"LOG_LEVEL": "INFO", "BUCKET_NAME": "mybucket"}
-    bad = subprocess.run(["bash", str(REPO / "awslambda" / "deploy.sh"), "nope"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    bad = deploy(env, "nope")
     assert bad.returncode == 2 and "unknown function" in bad.stderr
