@@ -118,6 +118,16 @@ def test_h5pyd_reads_a_domain_granted_with_hsacl(stack, tmp_path):
             "shape": "H5S_SCALAR", "value": "granted"}
     assert requests.put(f"{base}/groups/{root}/attributes/title", params=params, json=attr,
                         auth=U1, timeout=10).status_code == 201
+    # bigger than one Lambda answer (6 MB as hex): h5pyd pages down on 413
+    body = {"type": "H5T_IEEE_F32LE", "shape": [1200, 1000],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [300, 1000]}},
+            "link": {"id": root, "name": "big"}}
+    big_id = requests.post(base + "/datasets", params=params, json=body, auth=U1,
+                           timeout=10).json()["id"]
+    big = np.random.default_rng(3).random((1200, 1000), dtype=np.float32)
+    rsp = requests.put(f"{base}/datasets/{big_id}/value", params=params, data=big.tobytes(),
+                       headers={"Content-Type": "application/octet-stream"}, auth=U1, timeout=60)
+    assert rsp.status_code == 200
     assert requests.put(base + "/", params={**params, "flush": 1}, auth=U1,
                         timeout=30).status_code in (200, 204)
     out = tmp_path / "read.npz"
@@ -135,6 +145,7 @@ def test_h5pyd_reads_a_domain_granted_with_hsacl(stack, tmp_path):
     assert np.array_equal(got["full"], data)
     assert np.array_equal(got["strided"], data[3:190:7, ::5])
     assert np.array_equal(got["column"], data[:, 17])
+    assert np.array_equal(got["big"], big)
     assert tuple(got["shape"]) == (200, 120)
     assert str(got["title"]) == "granted"
 

@@ -30,7 +30,9 @@ if mode == "read":
         column = dset[:, 17]
         step("column")
         attr = f.attrs["title"]
-        np.savez(sys.argv[3], full=full, strided=strided, column=column,
+        big = f["big"][...]
+        step("big (paged)")
+        np.savez(sys.argv[3], full=full, strided=strided, column=column, big=big,
                  shape=np.array(dset.shape), chunks=np.array(dset.chunks), title=attr)
 elif mode == "write":
     with h5pyd.File(domain, "w", **kw) as f:
