@@ -13,6 +13,7 @@ import concurrent.futures
 import json
 import logging
 import os
+import threading
 import time
 
 import numpy as np
@@ -28,17 +29,22 @@ THREADS = 16                         # S3 latency dominates: overlap the GETs
 log = logging.getLogger("chunk_read")
 log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 _client = None
+_client_lock = threading.Lock()
 
 
 def s3():
-    """One botocore client per warm container (the runtime ships botocore)."""
+    """One botocore client per warm container (the runtime ships botocore), made once
+    even when the first batch's threads all ask at once, with a connection each."""
     global _client
-    if _client is None:
-        import botocore.session
-        session = botocore.session.get_session()
-        _client = session.create_client(
-            "s3", region_name=os.environ.get("AWS_REGION", "us-east-1"),
-            endpoint_url=os.environ.get("AWS_S3_GATEWAY") or None)
+    with _client_lock:
+        if _client is None:
+            import botocore.config
+            import botocore.session
+            session = botocore.session.get_session()
+            _client = session.create_client(
+                "s3", region_name=os.environ.get("AWS_REGION", "us-east-1"),
+                endpoint_url=os.environ.get("AWS_S3_GATEWAY") or None,
+                config=botocore.config.Config(max_pool_connections=THREADS))
     return _client
 
 

@@ -72,12 +72,13 @@ class Settings:
     aws_lambda_threshold: int = 4
     aws_lambda_max_invoke: int = 1000
     aws_lambda_batch_bytes: int = 4 * 1024 * 1024   # result bytes per invocation (< 6 MB base64)
-    # the cost model's constants (LAMBDA.md Part B; bench/serverless.py calibrates them)
-    aws_lambda_t_dn_ms: float = 12.0      # one DN fetches + decodes + selects one chunk
+    # the cost model's constants (LAMBDA.md Part B; bench/serverless.py measures them)
+    aws_lambda_t_dn_ms: float = 40.0      # one DN fetches + decodes + selects one chunk
     aws_lambda_p_dn: int = 16             # concurrent chunk reads per DN
     aws_lambda_t_invoke_ms: float = 30.0  # invocation overhead, warm
-    aws_lambda_t_s3_ms: float = 12.0      # the function fetches + decodes + selects one chunk
+    aws_lambda_t_s3_ms: float = 50.0      # the function fetches + decodes + selects one chunk
     aws_lambda_p_fn: int = 16             # concurrent GETs inside one invocation
+    aws_lambda_transfer_mb_s: float = 200.0   # results (base64) the SN takes in per second
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -14,7 +14,7 @@ import time
 from ..core.chunks import codec_for
 from .direct import DirectExecutor
 from .dn import DnExecutor
-from .serverless import offload_query, offload_read
+from .serverless import Offload, offload_query, plan_read
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
@@ -81,10 +81,21 @@ class Dispatcher:
         used = sum(t.count for t in tasks) / (len(tasks) * per_chunk)
         return self.direct if used >= DENSE else self.dn
 
-    async def read(self, job: Job, tasks, out) -> str:
-        if self.serverless is not None and self.is_clean(job.dset["id"]):
-            if await offload_read(self.serverless, job, tasks, out, len(self.dn.urls)):
-                return "lambda"
+    def start_read(self, job: Job, tasks) -> Offload | None:
+        """Whether Lambda reads a request's chunk tasks (all its pages), decided once."""
+        if self.serverless is None or not tasks or not self.is_clean(job.dset["id"]):
+            return None
+        return plan_read(self.serverless, job, tasks, len(self.dn.urls))
+
+    async def read(self, job: Job, tasks, out, offload: Offload | None = None) -> str:
+        """Fill out for these tasks; offload: the request's plan when it reads in pages."""
+        single = offload is None
+        if single:
+            offload = self.start_read(job, tasks)
+        if offload is not None and await offload.read(tasks, out):
+            if single:
+                offload.finish()
+            return "lambda"
         executor = self.reader(job, tasks)
         await executor.read(job, tasks, out)
         return executor.name

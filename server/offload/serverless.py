@@ -24,14 +24,18 @@ log = logging.getLogger("h5cloud.sn")
 
 
 def plan(n: int, dn_count: int, chunk_bytes: int, s) -> dict:
-    """Chunks per invocation and both estimates (ms) for n chunks; s: the settings that
-    hold the model's constants (aws_lambda_*)."""
+    """Chunks per invocation and both estimates (ms) for n chunks of chunk_bytes results
+    each; s: the settings that hold the model's constants (aws_lambda_*)."""
     max_invoke = max(1, s.aws_lambda_max_invoke)
-    per_call = max(1, min(math.ceil(n / max_invoke),
-                          s.aws_lambda_batch_bytes // max(1, chunk_bytes)))
+    fit = max(1, s.aws_lambda_batch_bytes // max(1, chunk_bytes))  # results one answer holds
+    # enough chunks per call to keep its threads busy; more when invocations run out
+    per_call = min(fit, max(s.aws_lambda_p_fn, math.ceil(n / max_invoke)))
+    calls = math.ceil(n / per_call)
+    waves = math.ceil(calls / max_invoke)
+    rounds = math.ceil(min(per_call, n) / s.aws_lambda_p_fn)
+    transfer = n * chunk_bytes * 4 / 3 / (s.aws_lambda_transfer_mb_s * 1000)  # base64 in
+    est_fn = waves * (s.aws_lambda_t_invoke_ms + rounds * s.aws_lambda_t_s3_ms) + transfer
     est_dn = math.ceil(n / (dn_count * s.aws_lambda_p_dn)) * s.aws_lambda_t_dn_ms
-    est_fn = s.aws_lambda_t_invoke_ms + math.ceil(n / (per_call * max_invoke)) * \
-        math.ceil(per_call / s.aws_lambda_p_fn) * s.aws_lambda_t_s3_ms
     return {"per_call": per_call, "est_dn_ms": est_dn, "est_lambda_ms": est_fn}
 
 
@@ -202,21 +206,42 @@ async def offload_query(executor, job: Job, tasks, text, dn_count: int):
     return found
 
 
-async def offload_read(executor: LambdaExecutor, job: Job, tasks, out, dn_count: int) -> bool:
-    """Read through Lambda when the model says it pays; logs the `serverless` line.
-    False (nothing done) when the DNs should read."""
-    kind = offloadable(job, tasks)
+class Offload:
+    """One request's reads through Lambda: decided once for all its chunk tasks (a
+    streamed read runs page by page through it), logged once when finished."""
+
+    def __init__(self, executor: LambdaExecutor, job: Job, n: int, model: dict):
+        self.executor, self.job, self.n, self.model = executor, job, n, model
+        self.calls = self.fallbacks = 0
+        self.start = time.perf_counter()
+
+    async def read(self, tasks, out) -> bool:
+        """Read these tasks into out; False (nothing done) when chunk_read can't."""
+        kind = offloadable(self.job, tasks)
+        if kind is None:
+            return False
+        fallbacks, calls = await self.executor.read(self.job, tasks, out, kind,
+                                                    self.model["per_call"])
+        self.fallbacks += fallbacks
+        self.calls += calls
+        return True
+
+    def finish(self):
+        if self.calls:
+            log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
+                     "est_dn_ms=%.0f ms=%.0f fallback=%d", self.job.dset["id"],
+                     self.executor.function, self.n, self.calls, self.model["est_lambda_ms"],
+                     self.model["est_dn_ms"], (time.perf_counter() - self.start) * 1000,
+                     self.fallbacks)
+
+
+def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int) -> Offload | None:
+    """An Offload when the model says Lambda reads these tasks sooner, else None."""
     n = len(tasks)
-    if kind is None or n < dn_count * executor.settings.aws_lambda_threshold:
-        return False
+    if offloadable(job, tasks) is None or n < dn_count * executor.settings.aws_lambda_threshold:
+        return None
     chunk_bytes = max(t.count for t in tasks) * job.item_size
     model = plan(n, dn_count, chunk_bytes, executor.settings)
     if model["est_lambda_ms"] >= model["est_dn_ms"]:
-        return False
-    start = time.perf_counter()
-    fallbacks, calls = await executor.read(job, tasks, out, kind, model["per_call"])
-    log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
-             "est_dn_ms=%.0f ms=%.0f fallback=%d", job.dset["id"], executor.function, n, calls,
-             model["est_lambda_ms"], model["est_dn_ms"], (time.perf_counter() - start) * 1000,
-             fallbacks)
-    return True
+        return None
+    return Offload(executor, job, n, model)

@@ -69,10 +69,10 @@ def item_estimate(job: Job) -> int:
     return 512 if job.item_size == "H5T_VARIABLE" else job.item_size
 
 
-async def read_array(svc, job: Job, sel, request=None) -> np.ndarray:
+async def read_array(svc, job: Job, sel, request=None, offload=None) -> np.ndarray:
     out = np.empty(types.full_shape(job.piece_type, sel.shape), job.piece_dtype)
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
-    via = await svc.executor.read(job, tasks, out)
+    via = await svc.executor.read(job, tasks, out, offload)
     if request is not None:
         request[VIA] = via          # which executor ran it, for the request's log line
     return out
@@ -139,27 +139,40 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
         return json_response({"value": value,
                               "hrefs": value_hrefs(request, target, doc, domain_doc)})
     # stream page by page (chunk rows), reading the next page while sending this one
-    page_bytes = min(limit, STREAM_PAGE)
     pages = list(selection.pages(sel, job.chunk_dims,
-                                 max(1, page_bytes // max(1, item_estimate(job)))))
+                                 max(1, page_size(sel, job, limit) // item_estimate(job))))
     if len(pages) <= 1:
         arr = await read_array(svc, job, sel, request)
         return web.Response(body=encode(arr, job, True), content_type=BINARY)
+    # one decision for the whole request on where its chunks are read (and one log line)
+    offload = svc.executor.start_read(job, selection.chunk_tasks(sel, job.chunk_dims))
     rsp = web.StreamResponse(headers={"Content-Type": BINARY})
     if job.item_size != "H5T_VARIABLE":
         rsp.content_length = estimate
-    upcoming = asyncio.ensure_future(read_array(svc, job, pages[0][0], request))
+    upcoming = asyncio.ensure_future(read_array(svc, job, pages[0][0], request, offload))
     try:
         await rsp.prepare(request)
         for i in range(len(pages)):
             arr = await upcoming
             if i + 1 < len(pages):
-                upcoming = asyncio.ensure_future(read_array(svc, job, pages[i + 1][0]))
+                upcoming = asyncio.ensure_future(
+                    read_array(svc, job, pages[i + 1][0], offload=offload))
             await rsp.write(encode(arr, job, True))
     finally:
         upcoming.cancel()
+        if offload is not None:
+            offload.finish()
     await rsp.write_eof()
     return rsp
+
+
+def page_size(sel, job: Job, limit: int) -> int:
+    """Bytes per streamed page: STREAM_PAGE, or one chunk row of the selection when that
+    is bigger (up to 4 pages), so no chunk is read once per page it spans."""
+    axis = next((i for i, n in enumerate(sel.shape) if n > 1), 0)
+    rows = min(sel.shape[axis], job.chunk_dims[axis]) if sel.shape else 1
+    chunk_row = rows * int(np.prod(sel.shape[axis + 1:], dtype=np.int64)) * item_estimate(job)
+    return max(1, min(limit, max(STREAM_PAGE, min(4 * STREAM_PAGE, chunk_row))))
 
 
 # ---- queries -------------------------------------------------------------------
