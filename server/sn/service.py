@@ -73,8 +73,14 @@ class Service:
 
 
 SERVICE = web.AppKey("service", Service)
-CALLER = "h5cloud.caller"
-VIA = "h5cloud.via"          # which executor served a request's chunks (for the log)
+def _request_key(name: str, kind):
+    # typed request storage keys where aiohttp has them (a plain str key warns there)
+    make = getattr(web, "RequestKey", None)
+    return make(f"h5cloud.{name}", kind) if make else f"h5cloud.{name}"
+
+
+CALLER = _request_key("caller", Caller)
+VIA = _request_key("via", str)          # which executor served a request's chunks (the log)
 
 
 def service(request) -> Service:
