@@ -259,7 +259,8 @@ def measure(b, a, cases):
             b.stop(c)
     c = b.cluster(AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read", AWS_LAMBDA_GATEWAY=b.lam,
                   AWS_LAMBDA_THRESHOLD=0, AWS_LAMBDA_MAX_INVOKE=a.workers,
-                  AWS_LAMBDA_T_INVOKE_MS=0, AWS_LAMBDA_T_S3_MS=0)
+                  AWS_LAMBDA_T_INVOKE_MS=0, AWS_LAMBDA_T_S3_MS=0,
+                  AWS_LAMBDA_TRANSFER_MB_S=1e9)
     cold = b.read(c, cases["slab"])
     fn = {case: [b.read(c, step) for _ in range(a.repeat)] for case, step in cases.items()}
     one = [b.read(c, cases["slab"], CHUNK, CHUNK) for _ in range(5)]
