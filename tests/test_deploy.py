@@ -25,6 +25,14 @@ def clients(moto_endpoint):
     return boto3.client("iam", **kw), boto3.client("lambda", **kw)
 
 
+def deploy_env(moto_endpoint, archive, **extra) -> dict:
+    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
+           **extra}
+    env.pop("BUCKET_NAME", None)
+    return env
+
+
 def aws_cli():
     local = REPO / ".venv-awscli" / "bin" / "aws"
     return str(local) if local.exists() else shutil.which("aws")
@@ -35,9 +43,8 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
     archive = tmp_path / "fn.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("chunk_read_lambda/lambda_function.py", "def lambda_handler(e, c):\n    return 1\n")
-    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
-           "S3_GATEWAY": "http://s3.example:9000", "ROLE_NAME": "h5cloud-test-role"}
+    env = deploy_env(moto_endpoint, archive, S3_GATEWAY="http://s3.example:9000",
+                     ROLE_NAME="h5cloud-test-role")
     first = deploy(env)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "creating function chunk_read" in first.stdout
@@ -70,10 +77,8 @@ def test_deploy_hslambda(moto_endpoint, tmp_path):
     archive = tmp_path / "hslambda.zip"
     with zipfile.ZipFile(archive, "w") as z:
         z.writestr("server/lambda_app/__init__.py", "def lambda_handler(e, c):\n    return 1\n")
-    env = {**os.environ, "AWS_ENDPOINT_URL": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CLI": aws_cli(), "ZIP": str(archive),
-           "ROLE_NAME": "h5cloud-test-hslambda", "FUNCTION_BUCKET": "mybucket"}
-    env.pop("BUCKET_NAME", None)
+    env = deploy_env(moto_endpoint, archive, ROLE_NAME="h5cloud-test-hslambda",
+                     FUNCTION_BUCKET="mybucket")
     run = deploy(env, "hslambda")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "creating function hslambda" in run.stdout

@@ -44,6 +44,17 @@ def stack(tmp_path_factory, moto_endpoint):
     endpoint.wait(10)
 
 
+def new_dataset(cluster, domain):
+    """A new domain with a 400x500 int32 dataset in 400 chunks: (base, params, id)."""
+    base, params = cluster.endpoint, {"domain": domain}
+    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+    body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
+    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                        timeout=10).json()["id"]
+    return base, params, did
+
+
 def serverless_lines(cluster):
     return [ln for ln in cluster.sn_log.read_text().splitlines() if "serverless" in ln]
 
@@ -88,12 +99,7 @@ def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):
     cluster, endpoint = stack
     if endpoint.poll() is not None:
         pytest.skip("the shared endpoint was stopped by the test before")
-    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda_rewrite.h5"}
-    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
-    body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
-            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
-    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
-                        timeout=10).json()["id"]
+    base, params, did = new_dataset(cluster, "/home/test_user1/lambda_rewrite.h5")
     binary = {"Content-Type": "application/octet-stream"}
     accept = {"Accept": "application/octet-stream"}
     url = f"{base}/datasets/{did}/value"
@@ -138,12 +144,7 @@ def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):
 
 def test_offloaded_reads_match_and_fall_back(stack):
     cluster, endpoint = stack
-    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda.h5"}
-    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
-    body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
-            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]}}}
-    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
-                        timeout=10).json()["id"]
+    base, params, did = new_dataset(cluster, "/home/test_user1/lambda.h5")
     arr = np.arange(400 * 500, dtype="<i4").reshape(400, 500)
     binary = {"Content-Type": "application/octet-stream"}
     accept = {"Accept": "application/octet-stream"}
