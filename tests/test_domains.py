@@ -201,6 +201,41 @@ def test_folders_and_listing(server):
     assert "/home" in [d["name"] for d in top]
 
 
+def test_domain_queries(server):
+    """GET /domains?query=: root-group scalar attributes decide which domains are listed."""
+    folder = unique()
+    make_domain(server, folder, folder=True)
+    for i in range(6):
+        root = make_domain(server, f"{folder}/domain_{i}.h5")["root"]
+        attrs = {"attr1": {"type": "H5T_STD_I32LE", "value": i * 3},
+                 "attr2": {"type": {"class": "H5T_STRING", "charSet": "H5T_CSET_ASCII",
+                                    "strPad": "H5T_STR_NULLPAD", "length": 9},
+                           "value": f"A000000{i}"}}
+        if i == 5:
+            del attrs["attr1"]                       # lacks it: never matches on attr1
+        rsp = req(server, "PUT", f"/groups/{root}/attributes", domain=f"{folder}/domain_{i}.h5",
+                  json={"attributes": attrs})
+        assert rsp.status_code == 201, rsp.text
+    make_domain(server, f"{folder}/sub", folder=True)
+
+    def names(query, **params):
+        rsp = req(server, "GET", "/domains", domain=folder + "/",
+                  params={"query": query, **params})
+        assert rsp.status_code == 200, rsp.text
+        return [d["name"].rsplit("/", 1)[1] for d in rsp.json()["domains"]]
+
+    assert names("attr1 > 7") == ["domain_3.h5", "domain_4.h5"]
+    assert names("attr2 != 'A0000004'") == [f"domain_{i}.h5" for i in (0, 1, 2, 3, 5)]
+    assert names("attr1 > 7 AND attr2 != 'A0000004'") == ["domain_3.h5"]
+    assert names("(attr1 < 3 or attr1 >= 12) & attr2 != 'x'") == ["domain_0.h5", "domain_4.h5"]
+    assert names("attr1 != 6") == [f"domain_{i}.h5" for i in (0, 1, 3, 4)]
+    assert names("attr1 > 7", Limit=1) == ["domain_3.h5"]
+    assert names("nothing == 1") == []
+    for bad in ("attr1 >", "attr1 = 3", "(attr1 > 1", "1 < 2", "attr1 > 1 AND"):
+        rsp = req(server, "GET", "/domains", domain=folder + "/", params={"query": bad})
+        assert rsp.status_code == 400 and "query" in rsp.json()["error"], bad
+
+
 def test_acls(server):
     domain = unique()
     make_domain(server, domain)

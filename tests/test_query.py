@@ -275,3 +275,26 @@ def test_parse_update_other_kinds():
         parse_update({"a": [1, 2, 3]}, dt)
     with pytest.raises(BadRequest):
         parse_update({"flag": 2}, dt)
+
+
+# ---- domain queries (GET /domains?query=) -------------------------------------
+
+def test_domain_query_grammar():
+    from server.core.domain_query import parse_domain_query
+
+    def attrs(**values):
+        return {k: {"type": "x", "shape": {"class": "H5S_SCALAR"}, "value": v}
+                for k, v in values.items()}
+
+    q = parse_domain_query("a > 7 AND b != 'A4' or (c == -1.5)")
+    assert q.matches(attrs(a=8, b="A3")) and q.matches(attrs(c=-1.5))
+    assert not q.matches(attrs(a=8, b="A4")) and not q.matches({})
+    # kinds must agree; lists of one count; other values never match
+    assert not parse_domain_query("a == '8'").matches(attrs(a=8))
+    assert parse_domain_query("a == 8").matches(attrs(a=[8]))
+    assert not parse_domain_query("a == 8").matches(attrs(a=[8, 9]))
+    assert not parse_domain_query("a != 1").matches(attrs(a=True))
+    assert parse_domain_query("'m' < name").matches(attrs(name="z"))
+    for bad in ("", "a", "a >", "a = 1", "1 == 1", "(a > 1", "a > 1 b", "a > 1 AND"):
+        with pytest.raises(BadRequest):
+            parse_domain_query(bad)

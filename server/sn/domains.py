@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..core import acl as aclmod
 from ..core import clock, ids
+from ..core.domain_query import parse_domain_query
 from ..core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from ..web import json_response, read_json
 from . import objects
@@ -235,8 +236,7 @@ async def list_domains(request, folder: str):
         raise BadRequest("Limit must not be negative")
     marker = q.get("Marker")
     pattern = q.get("pattern")
-    if q.get("query"):
-        raise BadRequest("domain queries are not supported yet")
+    query = parse_domain_query(q["query"]) if q.get("query") else None
     if folder == "/" and svc.settings.top_level_domains:
         names = sorted(svc.settings.top_level_domains)
     else:
@@ -252,6 +252,9 @@ async def list_domains(request, folder: str):
     for start in range(0, len(names), step):
         docs = await asyncio.gather(*(read_doc(svc, target.bucket, n)
                                       for n in names[start:start + step]))
+        if query is not None:
+            docs = await asyncio.gather(*(_matching(svc, target.bucket, doc, query)
+                                          for doc in docs))
         for name, doc in zip(names[start:start + step], docs):
             if doc is None:
                 continue
@@ -266,6 +269,17 @@ async def list_domains(request, folder: str):
             break
     return json_response({"domains": items, "hrefs": [
         {"rel": "self", "href": href(request, None, "/domains")}]})
+
+
+async def _matching(svc, bucket: str, doc, query) -> dict | None:
+    """doc when its root group's attributes satisfy the query (folders never do)."""
+    if doc is None or "root" not in doc:
+        return None
+    try:
+        root = await svc.object_doc(bucket, doc["root"])
+    except (NotFound, Gone):
+        return None
+    return doc if query.matches(root.get("attributes") or {}) else None
 
 
 async def read_doc(svc, bucket: str, path: str) -> dict | None:

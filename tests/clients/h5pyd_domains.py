@@ -48,6 +48,15 @@ assert "a.h5" in names, names
 folder_obj.close()
 step("folder-list")
 
+with h5pyd.File(f"{folder}/tagged.h5", "w", **user1) as t:
+    t.attrs["rank"] = 7
+    t.attrs["label"] = "survey"
+for query, expected in [("rank > 5 AND label == 'survey'", ["tagged.h5"]), ("rank < 5", [])]:
+    folder_obj = h5pyd.Folder(folder + "/", query=query, **user1)
+    assert list(folder_obj) == expected, (query, list(folder_obj))
+    folder_obj.close()
+step("folder-query")
+
 try:
     h5pyd.File(path, "r", **user2)
     raise AssertionError("test_user2 read test_user1's domain")
