@@ -21,7 +21,7 @@ from ..config import load_settings
 from ..sn.app import make_app
 from ..sn.service import Service
 from ..storage import open_store
-from . import events
+from . import LOADED_AT, events
 from .nodes import LocalNodes
 
 log = logging.getLogger("h5cloud.lambda")
@@ -33,7 +33,6 @@ class Runtime:
     def __init__(self, function_name: str):
         self.function = function_name
         self.loop = asyncio.new_event_loop()
-        self.started = time.perf_counter()
         self.settings = load_settings()
         self.credentials = None
         self.loop.run_until_complete(self._start())
@@ -102,6 +101,6 @@ def lambda_handler(event, context):
     ms = (time.perf_counter() - start) * 1000
     print(json.dumps({"request_id": getattr(context, "aws_request_id", None),
                       "status": result.get("statusCode"), "ms": round(ms, 1),
-                      "cold_start_ms": round((start - _runtime.started) * 1000, 1)
+                      "cold_start_ms": round((start - LOADED_AT) * 1000, 1)
                       if cold else None}), flush=True)
     return result
