@@ -92,6 +92,33 @@ def test_offloaded_query_matches(stack):
     assert len(lines) == 2 and did in lines[0] and "chunks=400" in lines[0]
 
 
+def test_a_streamed_read_is_offloaded_once(stack):
+    """A binary read bigger than one streamed page: one plan for all its chunks, pages
+    read through Lambda, one `serverless` line for the request, the right bytes."""
+    cluster, endpoint = stack
+    if endpoint.poll() is not None:
+        pytest.skip("the shared endpoint was stopped by the test before")
+    base, params = cluster.endpoint, {"domain": "/home/test_user1/lambda_stream.h5"}
+    assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+    body = {"type": "H5T_STD_I32LE", "shape": [2200, 1024],
+            "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [22, 512]}}}
+    did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                        timeout=10).json()["id"]
+    data = np.arange(2200 * 1024, dtype="<i4").reshape(2200, 1024) * 3     # 8.6 MiB
+    url = f"{base}/datasets/{did}/value"
+    requests.put(url, params=params, auth=U1, data=data.tobytes(), timeout=60,
+                 headers={"Content-Type": "application/octet-stream"}).raise_for_status()
+    requests.put(base + "/", params=params, auth=U1, json={"flush": 1},
+                 timeout=30).raise_for_status()
+    got = requests.get(url, params=params, auth=U1, timeout=120,
+                       headers={"Accept": "application/octet-stream"})
+    assert got.status_code == 200
+    assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(2200, 1024), data)
+    lines = [ln for ln in serverless_lines(cluster) if did in ln]
+    assert len(lines) == 1, lines
+    assert "chunks=200" in lines[0] and "fallback=0" in lines[0], lines
+
+
 def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):
     """A read sent the moment a write is acknowledged, with a selection that is offloaded
     when the dataset is clean, returns the new values, not the older ones still in S3;

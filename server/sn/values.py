@@ -139,13 +139,26 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
         return json_response({"value": value,
                               "hrefs": value_hrefs(request, target, doc, domain_doc)})
     # stream page by page (chunk rows), reading the next page while sending this one
+    page_bytes, offload = min(limit, STREAM_PAGE), None
+    if estimate > page_bytes:
+        # one decision for the whole request on where its chunks are read (one log line);
+        # Lambda caches nothing, so its pages hold whole chunk rows: each chunk read once
+        offload = svc.executor.start_read(job, selection.chunk_tasks(sel, job.chunk_dims))
+        if offload is not None:
+            page_bytes = page_size(sel, job, limit)
     pages = list(selection.pages(sel, job.chunk_dims,
-                                 max(1, page_size(sel, job, limit) // item_estimate(job))))
-    if len(pages) <= 1:
-        arr = await read_array(svc, job, sel, request)
-        return web.Response(body=encode(arr, job, True), content_type=BINARY)
-    # one decision for the whole request on where its chunks are read (and one log line)
-    offload = svc.executor.start_read(job, selection.chunk_tasks(sel, job.chunk_dims))
+                                 max(1, page_bytes // item_estimate(job))))
+    try:
+        if len(pages) <= 1:
+            arr = await read_array(svc, job, sel, request, offload)
+            return web.Response(body=encode(arr, job, True), content_type=BINARY)
+        return await stream_pages(request, svc, job, pages, estimate, offload)
+    finally:
+        if offload is not None:
+            offload.finish()
+
+
+async def stream_pages(request, svc, job: Job, pages, estimate: int, offload):
     rsp = web.StreamResponse(headers={"Content-Type": BINARY})
     if job.item_size != "H5T_VARIABLE":
         rsp.content_length = estimate
@@ -160,15 +173,15 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
             await rsp.write(encode(arr, job, True))
     finally:
         upcoming.cancel()
-        if offload is not None:
-            offload.finish()
     await rsp.write_eof()
     return rsp
 
 
 def page_size(sel, job: Job, limit: int) -> int:
-    """Bytes per streamed page: STREAM_PAGE, or one chunk row of the selection when that
-    is bigger (up to 4 pages), so no chunk is read once per page it spans."""
+    """Bytes per page of an offloaded read: STREAM_PAGE, or one chunk row of the
+    selection when that is bigger (up to 4 pages), so no chunk is read once per page
+    it spans. (DN reads keep STREAM_PAGE: their caches serve a chunk's second page,
+    and smaller pages measured faster there.)"""
     axis = next((i for i, n in enumerate(sel.shape) if n > 1), 0)
     rows = min(sel.shape[axis], job.chunk_dims[axis]) if sel.shape else 1
     chunk_row = rows * int(np.prod(sel.shape[axis + 1:], dtype=np.int64)) * item_estimate(job)
