@@ -117,6 +117,10 @@ def test_a_streamed_read_is_offloaded_once(stack):
     lines = [ln for ln in serverless_lines(cluster) if did in ln]
     assert len(lines) == 1, lines
     assert "chunks=200" in lines[0] and "fallback=0" in lines[0], lines
+    # GET /info counts offloaded requests, chunks, invocations and their price
+    info = requests.get(base + "/info", timeout=10).json()["serverless"]
+    assert info["function"] == "chunk_read" and info["read_chunks"] >= 200
+    assert info["invocations"] >= 8 and 0 < info["estimated_cost_usd"] < 0.01
 
 
 def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):

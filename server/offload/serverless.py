@@ -61,6 +61,8 @@ class LambdaExecutor:
         self.function = settings.aws_lambda_chunkread_function
         self.fallback = fallback
         self.sem = asyncio.Semaphore(max(1, settings.aws_lambda_max_invoke))
+        self.stats = dict.fromkeys(("requests", "read_chunks", "query_chunks", "invocations",
+                                    "fallbacks", "invoke_ms"), 0)
         self._stack = contextlib.AsyncExitStack()
         self._client = None
 
@@ -112,20 +114,47 @@ class LambdaExecutor:
         return {"request_id": uuid.uuid4().hex[:12], "bucket": job.bucket, "dataset": dataset,
                 "kind": kind, "chunks": chunks}
 
-    async def _invoke(self, job: Job, kind: str, batch, out) -> bool:
-        """Run one batch; False when it must go to the DNs instead."""
+    async def call(self, event: dict) -> dict | None:
+        """One invocation's answer, or None when its chunks must go to the DNs
+        (throttle, timeout, connection error, function error, status >= 500)."""
+        self.stats["invocations"] += 1
         try:
             async with self.sem:
-                client = await self.client()
-                rsp = await client.invoke(FunctionName=self.function,
-                                          Payload=json.dumps(self.event(job, kind, batch)))
-                payload = json.loads(await rsp["Payload"].read())
+                start = time.perf_counter()        # billed time: not the wait for a slot
+                try:
+                    client = await self.client()
+                    rsp = await client.invoke(FunctionName=self.function,
+                                              Payload=json.dumps(event))
+                    payload = json.loads(await rsp["Payload"].read())
+                finally:
+                    self.stats["invoke_ms"] += (time.perf_counter() - start) * 1000
         except Exception as e:          # throttle, timeout, connection, unknown function
             log.warning("chunk_read invocation failed: %s", e)
-            return False
-        if rsp.get("FunctionError") or not isinstance(payload, dict) \
-                or payload.get("status") != 200:
+            payload, rsp = None, {}
+        if payload is not None and (rsp.get("FunctionError") or not isinstance(payload, dict)
+                                    or payload.get("status") != 200):
             log.warning("chunk_read answered %s", str(payload)[:200])
+            payload = None
+        if payload is None:
+            self.stats["fallbacks"] += 1
+        return payload
+
+    def counted(self, kind: str, chunks: int):
+        """Account for one offloaded request (for GET /info)."""
+        self.stats["requests"] += 1
+        self.stats[f"{kind}_chunks"] += chunks
+
+    def info(self) -> dict:
+        """Counters since start, with the price of the invocations at 128 MB (LAMBDA.md E)."""
+        st = self.stats
+        cost = st["invocations"] * 0.20e-6 + st["invoke_ms"] * 0.0000000021
+        return {"function": self.function, **{k: round(v, 1) for k, v in st.items()},
+                "estimated_cost_usd": round(cost, 6)}
+
+    async def _invoke(self, job: Job, kind: str, batch, out) -> bool:
+        """Run one batch; False when it must go to the DNs instead."""
+        payload = await self.call(self.event(job, kind, batch))
+        if payload is None:
             return False
         data = base64.b64decode(payload["data"])
         codec = None
@@ -151,17 +180,8 @@ class LambdaExecutor:
 
 async def _query_batch(executor, job: Job, batch, text):
     """[(task, positions, rows)] of one batch, or None when it must go to the DNs."""
-    try:
-        async with executor.sem:
-            client = await executor.client()
-            rsp = await client.invoke(FunctionName=executor.function, Payload=json.dumps(
-                executor.event(job, "query", batch, text)))
-            payload = json.loads(await rsp["Payload"].read())
-    except Exception as e:
-        log.warning("chunk_read invocation failed: %s", e)
-        return None
-    if rsp.get("FunctionError") or not isinstance(payload, dict) or \
-            payload.get("status") != 200:
+    payload = await executor.call(executor.event(job, "query", batch, text))
+    if payload is None:
         return None
     data = base64.b64decode(payload["data"])
     found = []
@@ -199,6 +219,7 @@ async def offload_query(executor, job: Job, tasks, text, dn_count: int):
         found += result
     order = {id(t): i for i, t in enumerate(tasks)}
     found.sort(key=lambda item: order[id(item[0])])
+    executor.counted("query", n)
     log.info("serverless query %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
              "est_dn_ms=%.0f ms=%.0f fallback=%d", job.dset["id"], executor.function, n,
              len(batches), model["est_lambda_ms"], model["est_dn_ms"],
@@ -228,6 +249,7 @@ class Offload:
 
     def finish(self):
         if self.calls:
+            self.executor.counted("read", self.n)
             log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
                      "est_dn_ms=%.0f ms=%.0f fallback=%d", self.job.dset["id"],
                      self.executor.function, self.n, self.calls, self.model["est_lambda_ms"],

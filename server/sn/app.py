@@ -105,10 +105,13 @@ async def about(request):
 
 async def info(request):
     svc = service(request)
-    return json_response({"node": {
+    body = {"node": {
         "id": svc.node_id, "type": "sn", "start_time": svc.start_time,
         "state": "READY" if svc.nodes.ready else "WAITING",
-        "node_count": len(svc.nodes.urls)}, "req_count": {"in_flight": svc.in_flight}})
+        "node_count": len(svc.nodes.urls)}, "req_count": {"in_flight": svc.in_flight}}
+    if svc.executor is not None and svc.executor.serverless is not None:
+        body["serverless"] = svc.executor.serverless.info()
+    return json_response(body)
 
 
 async def watch_nodes(svc: Service):
