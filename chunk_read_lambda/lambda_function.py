@@ -160,13 +160,15 @@ def lambda_handler(event, context):
     stats = answer.setdefault("stats", {})
     stats["ms"] = ms
     # one JSON line per invocation, plus CloudWatch Embedded Metric Format metrics
+    name = getattr(context, "function_name", None) or \
+        os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "chunk_read")
     print(json.dumps({"request_id": request_id, "status": answer["status"],
                       "chunks": stats.get("chunks", 0), "bytes": stats.get("bytes_out", 0),
                       "ms": ms, "_aws": {"Timestamp": int(start * 1000), "CloudWatchMetrics": [{
-                          "Namespace": "h5cloud/chunk_read", "Dimensions": [[]],
-                          "Metrics": [{"Name": "Chunks", "Unit": "Count"},
+                          "Namespace": "h5cloud", "Dimensions": [["FunctionName"]],
+                          "Metrics": [{"Name": "ChunksRead", "Unit": "Count"},
                                       {"Name": "BytesRead", "Unit": "Bytes"},
-                                      {"Name": "Duration", "Unit": "Milliseconds"}]}]},
-                      "Chunks": stats.get("chunks", 0), "BytesRead": stats.get("bytes_read", 0),
-                      "Duration": ms}))
+                                      {"Name": "ReadMs", "Unit": "Milliseconds"}]}]},
+                      "FunctionName": name, "ChunksRead": stats.get("chunks", 0),
+                      "BytesRead": stats.get("bytes_read", 0), "ReadMs": ms}))
     return answer

@@ -63,7 +63,12 @@ def test_hyperslab_batch(handler, capsys):
                           full[32:64, 0:32].ravel())
     assert answer["parts"][2]["found"] is False and answer["parts"][2]["size"] == 0
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["request_id"] == "t1" and line["chunks"] == 3 and "_aws" in line
+    assert line["request_id"] == "t1" and line["chunks"] == 3
+    # CloudWatch Embedded Metric Format: every named metric is a key of the line
+    emf = line["_aws"]["CloudWatchMetrics"][0]
+    assert emf["Namespace"] == "h5cloud" and emf["Dimensions"] == [["FunctionName"]]
+    assert {m["Name"] for m in emf["Metrics"]} == {"ChunksRead", "BytesRead", "ReadMs"}
+    assert line["ChunksRead"] == 3 and line["BytesRead"] > 0 and "FunctionName" in line
 
 
 def test_points_and_query(handler):

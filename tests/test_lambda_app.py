@@ -3,6 +3,7 @@ event form, JSON and binary bodies, identity, ACLs and errors (LAMBDA.md Part C)
 The built zip behind the local Invoke endpoint, h5pyd and concurrency: test_hslambda.py."""
 import base64
 import json
+import logging
 import os
 import uuid
 from unittest import mock
@@ -213,6 +214,35 @@ def test_answers_over_the_payload_limit_are_413(invoke, domains):
     rsp = invoke(direct("GET", f"/datasets/{dset}/value", path, params={"select": "[0:1000]"},
                         headers={"Accept": "application/octet-stream"}))
     assert rsp["statusCode"] == 200 and bytes.fromhex(rsp["body"]) == bytes(1000)
+
+
+def test_log_lines_are_json_with_metrics(tmp_path_factory, moto_endpoint, capsys):
+    """lambda_handler's own line per invocation: request id, status, cold start, EMF."""
+    from server.lambda_app import handler as module
+    env = {"AWS_S3_GATEWAY": moto_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "BUCKET_NAME": BUCKET, "ROOT_DIR": ""}
+
+    class Context:
+        function_name, aws_request_id = FN, "req-1"
+
+    with mock.patch.dict(os.environ, env), mock.patch.object(module, "_runtime", None), \
+            mock.patch.object(module, "setup_logging"):     # pytest owns this process's logs
+        first = module.lambda_handler({"method": "GET", "path": "/nothing"}, Context())
+        Context.aws_request_id = "req-2"
+        module.lambda_handler({"key1": "value1"}, Context())
+        module._runtime.close()
+    assert first["statusCode"] == 404
+    lines = [json.loads(ln) for ln in capsys.readouterr().out.splitlines() if ln.startswith("{")]
+    cold, warm = [ln for ln in lines if "_aws" in ln]
+    assert cold["request_id"] == "req-1" and cold["status"] == 404 and cold["cold_start_ms"] > 0
+    assert cold["ClientErrors"] == 1 and cold["ColdStarts"] == 1
+    assert warm["request_id"] == "req-2" and warm["ColdStarts"] == 0 and warm["RequestMs"] >= 0
+    emf = cold["_aws"]["CloudWatchMetrics"][0]
+    assert emf["Namespace"] == "h5cloud" and cold["FunctionName"] == FN
+    assert all(m["Name"] in cold for m in emf["Metrics"])
+    record = logging.LogRecord("h5cloud.lambda", logging.INFO, "", 0, "hello %s", ("x",), None)
+    assert json.loads(module.JsonLines().format(record)) == {
+        "level": "INFO", "logger": "h5cloud.lambda", "request_id": "req-2", "message": "hello x"}
 
 
 def test_request_of_forms():

@@ -86,21 +86,49 @@ class Runtime:
 
 
 _runtime: Runtime | None = None
+_request_id = None          # the invocation being answered, for every log line
+
+
+class JsonLines(logging.Formatter):
+    """Log records as JSON lines with the request id (CloudWatch Logs Insights)."""
+
+    def format(self, record):
+        return json.dumps({"level": record.levelname, "logger": record.name,
+                           "request_id": _request_id, "message": record.getMessage()})
+
+
+def setup_logging():
+    """JSON lines on the runtime's own log handler (or on stderr where there is none)."""
+    root = logging.getLogger()
+    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
+    if not root.handlers:
+        root.addHandler(logging.StreamHandler())
+    for handler in root.handlers:
+        handler.setFormatter(JsonLines())
 
 
 def lambda_handler(event, context):
-    global _runtime
+    global _runtime, _request_id
+    _request_id = getattr(context, "aws_request_id", None)
     cold = _runtime is None
     if cold:
-        logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper())
+        setup_logging()
         name = getattr(context, "function_name", None) or \
             os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "hslambda"
         _runtime = Runtime(name)
     start = time.perf_counter()
     result = _runtime.handle(event)
-    ms = (time.perf_counter() - start) * 1000
-    print(json.dumps({"request_id": getattr(context, "aws_request_id", None),
-                      "status": result.get("statusCode"), "ms": round(ms, 1),
-                      "cold_start_ms": round((start - LOADED_AT) * 1000, 1)
-                      if cold else None}), flush=True)
+    ms = round((time.perf_counter() - start) * 1000, 1)
+    # one JSON line per invocation, with Embedded Metric Format metrics (LAMBDA.md F)
+    status = result.get("statusCode", 200)
+    print(json.dumps({
+        "request_id": _request_id, "status": status, "ms": ms,
+        "cold_start_ms": round((start - LOADED_AT) * 1000, 1) if cold else None,
+        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [{
+            "Namespace": "h5cloud", "Dimensions": [["FunctionName"]],
+            "Metrics": [{"Name": "RequestMs", "Unit": "Milliseconds"},
+                        {"Name": "ClientErrors", "Unit": "Count"},
+                        {"Name": "ColdStarts", "Unit": "Count"}]}]},
+        "FunctionName": _runtime.function, "RequestMs": ms,
+        "ClientErrors": int(400 <= status < 500), "ColdStarts": int(cold)}), flush=True)
     return result
