@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import boto3
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from conftest import H5PYD_024, REPO, cluster_env, make_home, start_cluster
+from conftest import H5PYD_024, REPO, cluster_env, make_home, run_h5pyd_client, start_cluster
 from server.launch import free_ports
 
 ZIP = REPO / "dist" / "hslambda.zip"
@@ -166,6 +167,29 @@ def test_h5pyd_writes_metadata_through_the_function(stack):
     rsp = requests.get(base + "/groups/", params={**params, "h5path": "/results/run1"},
                        auth=ADMIN, timeout=10)
     assert rsp.status_code == 200
+
+
+@pytest.mark.parametrize("script", ["h5pyd_domains.py", "h5pyd_metadata.py", "h5pyd_datasets.py"])
+def test_h5pyd_1_0_through_api_gateway(stack, script):
+    """h5pyd 1.0 (plain HTTP, no Lambda transport) through a local API Gateway HTTP API
+    in front of the function: payload 2.0 events, binary values both ways."""
+    port = free_ports(1)
+    gateway = subprocess.Popen([sys.executable, str(REPO / "awslambda" / "local_gateway.py"),
+                                "--port", str(port), "--invoke",
+                                f"http://127.0.0.1:{stack['port']}", "hslambda"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                requests.get(url + "/about", timeout=30)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        run_h5pyd_client(SimpleNamespace(endpoint=url), "h5pyd-1.0.0", script)
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
 
 
 def test_concurrent_invocations_lose_no_update(stack):
