@@ -169,10 +169,13 @@ def test_h5pyd_writes_metadata_through_the_function(stack):
     assert rsp.status_code == 200
 
 
-@pytest.mark.parametrize("script", ["h5pyd_domains.py", "h5pyd_metadata.py", "h5pyd_datasets.py"])
-def test_h5pyd_1_0_through_api_gateway(stack, script):
-    """h5pyd 1.0 (plain HTTP, no Lambda transport) through a local API Gateway HTTP API
-    in front of the function: payload 2.0 events, binary values both ways."""
+@pytest.mark.parametrize("client, script", [
+    ("h5pyd-1.0.0", "h5pyd_domains.py"), ("h5pyd-1.0.0", "h5pyd_metadata.py"),
+    ("h5pyd-1.0.0", "h5pyd_datasets.py"), ("h5pyd-0.24.0", "h5pyd_datasets.py")])
+def test_h5pyd_through_api_gateway(stack, client, script):
+    """h5pyd over plain HTTP (1.0 has no Lambda transport) through a local API Gateway
+    HTTP API in front of the function: payload 2.0 events, binary values both ways, and
+    (0.24) server-side table queries."""
     port = free_ports(1)
     gateway = subprocess.Popen([sys.executable, str(REPO / "awslambda" / "local_gateway.py"),
                                 "--port", str(port), "--invoke",
@@ -186,7 +189,7 @@ def test_h5pyd_1_0_through_api_gateway(stack, script):
                 break
             except requests.ConnectionError:
                 time.sleep(0.1)
-        run_h5pyd_client(SimpleNamespace(endpoint=url), "h5pyd-1.0.0", script)
+        run_h5pyd_client(SimpleNamespace(endpoint=url), client, script)
     finally:
         gateway.terminate()
         gateway.wait(10)
