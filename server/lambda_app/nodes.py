@@ -12,12 +12,12 @@ import asyncio
 import logging
 import random
 
+from ..core import values
 from ..core.errors import NotFound, PreconditionFailed, Unavailable
 from ..dn.chunks import ChunkOps, Request
 from ..dn.node import DataNode
 from ..offload.dn import decode_found
 from ..offload.job import Job
-from ..core import values
 
 log = logging.getLogger("h5cloud.lambda")
 ATTEMPTS = 12
@@ -92,6 +92,8 @@ class LocalNodes:
                 raise errors[0]
             log.info("concurrent change, retrying (attempt %d)", attempt + 1)
             await asyncio.sleep(random.uniform(0, 0.01 * 2 ** min(attempt, 6)))
+        # the last attempt's other objects may already be stored (a multi-chunk write);
+        # every one of them holds only values this request was asked to write
         raise Unavailable("too many concurrent changes to one object; try again")
 
     # ---- documents -------------------------------------------------------
