@@ -40,6 +40,7 @@ class Runtime:
     async def _start(self):
         store = open_store(self.settings)
         svc = Service(self.settings, store, LocalNodes(store, self.settings))
+        svc.object_ttl = 0          # other instances change objects: read them every time
         svc.auth.add_user(self.function, self.settings.lambda_password)
         # a direct invocation runs as the function's user (AWS checked the caller)
         token = f"{self.function}:{svc.auth.passwords[self.function]}".encode()

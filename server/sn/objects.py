@@ -15,14 +15,16 @@ COLLECTION_OF_ROUTE = {"groups": "g", "datasets": "d", "datatypes": "t"}
 
 # ---- look-ups -----------------------------------------------------------------
 
-async def load_object(svc, target, domain_doc: dict, obj_id: str, prefix: str) -> dict:
+async def load_object(svc, target, domain_doc: dict, obj_id: str, prefix: str,
+                      cached=False) -> dict:
     """An object of the request's domain, checked in HSDS's order:
-    malformed or wrong kind -> 400, unknown -> 404, deleted -> 410, other domain -> 400."""
+    malformed or wrong kind -> 400, unknown -> 404, deleted -> 410, other domain -> 400.
+    cached: a copy this SN read moments ago will do (Service.object_doc)."""
     if not ids.is_valid(obj_id, prefix):
         raise BadRequest(f"invalid id: {obj_id}")
     if not ids.is_v2(obj_id):
         raise NotFound(f"{obj_id} not found")
-    doc = await svc.object_doc(target.bucket, obj_id)
+    doc = await svc.object_doc(target.bucket, obj_id, cached)
     if not ids.same_domain(obj_id, domain_doc["root"]):
         raise BadRequest(f"{obj_id} is not a member of {target.path}")
     return doc
@@ -64,7 +66,11 @@ def per_object(body: dict, this_id: str, ids_key: str, items_key: str) -> dict:
 
 async def object_op(svc, target, obj_id: str, op: str, args: dict, sync=False):
     """Run a document change (core.metaops) on the object's owning DN."""
-    return await svc.nodes.apply(target.bucket, ids.object_key(obj_id), obj_id, op, args, sync)
+    try:
+        return await svc.nodes.apply(target.bucket, ids.object_key(obj_id), obj_id, op, args,
+                                     sync)
+    finally:
+        svc.forget_object(target.bucket, obj_id)
 
 
 async def try_doc(svc, bucket, obj_id):
@@ -284,6 +290,7 @@ async def delete_object(request):
 
 async def delete_by_id(svc, target, obj_id: str):
     await svc.nodes.delete(target.bucket, ids.object_key(obj_id), obj_id)
+    svc.forget_object(target.bucket, obj_id)
     if obj_id[0] == "d":   # then its chunks: every DN forgets them, the owner purges them
         await svc.nodes.drop_all(target.bucket, ids.dataset_prefix(obj_id), obj_id)
 

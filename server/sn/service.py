@@ -25,6 +25,9 @@ class Service:
         self.node_id = settings.node_id or "sn-1"
         self.in_flight = 0
         self._domains: dict = {}    # (bucket, path) -> (document, when read)
+        self._objects: dict = {}    # (bucket, object id) -> (document, when read)
+        self._object_changes = 0
+        self.object_ttl = DOMAIN_TTL   # 0 where other servers change objects (lambda_app)
         self.executor = None        # offload.Dispatcher, made at start
         # the SN reads clean chunks itself where storage is local (measured cheaper than
         # a DN hop); over S3 the DNs' caches save round trips, so reads stay with them
@@ -50,8 +53,26 @@ class Service:
     def forget_domain(self, target: Target):
         self._domains.pop((target.bucket, target.path), None)
 
-    async def object_doc(self, bucket: str, obj_id: str) -> dict:
-        return await self.nodes.get(bucket, ids.object_key(obj_id), obj_id)
+    async def object_doc(self, bucket: str, obj_id: str, cached=False) -> dict:
+        """An object's document from its DN; with cached, possibly from a short-lived
+        copy here (value requests: saves a DN round trip each). Every change to an object
+        goes through object_op, which forgets the copy (forget_object)."""
+        key = (bucket, obj_id)
+        if cached and self.object_ttl:
+            hit = self._objects.get(key)
+            if hit is not None and time.monotonic() - hit[1] < self.object_ttl:
+                return hit[0]
+        changes = self._object_changes
+        doc = await self.nodes.get(bucket, ids.object_key(obj_id), obj_id)
+        if cached and self.object_ttl and changes == self._object_changes:
+            if len(self._objects) > 10_000:
+                self._objects.clear()
+            self._objects[key] = (doc, time.monotonic())
+        return doc
+
+    def forget_object(self, bucket: str, obj_id: str):
+        self._object_changes += 1         # a read in flight meanwhile is not kept either
+        self._objects.pop((bucket, obj_id), None)
 
     # ---- permissions -----------------------------------------------------
 

@@ -30,7 +30,7 @@ STREAM_PAGE = 8 * 1024**2      # bytes per streamed page of a binary read
 async def load_dataset(request, action: str):
     svc = service(request)
     target, domain_doc = await require_domain(request, action)
-    doc = await load_object(svc, target, domain_doc, request.match_info["id"], "d")
+    doc = await load_object(svc, target, domain_doc, request.match_info["id"], "d", cached=True)
     if (doc.get("shape") or {}).get("class") == "H5S_NULL":
         raise BadRequest("a null-space dataset has no values")
     return svc, target, domain_doc, doc
