@@ -273,6 +273,9 @@ def test_queries(dom):
     assert sub[0] == [500, 5005] and len(sub) == 10
     raw = dom.ok("GET", url, params={"query": "open < 30"}, headers=ACC)
     assert np.array_equal(np.frombuffer(raw, dt), rows[:3])
+    # binary answers carry rows only; a Limit still counts rows across chunks
+    raw = dom.ok("GET", url, params={"query": "sym == b'GOOG'", "Limit": 80}, headers=ACC)
+    assert np.array_equal(np.frombuffer(raw, dt), rows[3::4][:80])
     assert dom.ok("GET", url, params={"query": "open < 0"})["value"] == []
     for bad in ("gloop < blag", "foobar", "open = 3", "open < 3;", "(open < 3", "import os"):
         assert dom.req("GET", url, params={"query": bad}).status_code == 400, bad

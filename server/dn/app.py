@@ -99,7 +99,8 @@ async def dirty_chunks(request):
 async def query_chunks(request):
     header, _ = frames.unpack(await request.read())
     counts, sizes, payload = await request.app[OPS].query(
-        Request(header), header["query"], header.get("limit"), header.get("update"))
+        Request(header), header["query"], header.get("limit"), header.get("update"),
+        header.get("positions", True))
     return await _framed(request, {"counts": counts}, sizes, payload)
 
 

@@ -135,9 +135,11 @@ class ChunkOps:
                     target[task.chunk_sel] = piece
             self.node.chunks.changed(bk)
 
-    async def query(self, req: Request, text: str, limit: int | None, update: dict | None):
+    async def query(self, req: Request, text: str, limit: int | None, update: dict | None,
+                    with_positions=True):
         """Rows matching the query in each task's rows: positions within the task's piece
-        and the rows (selected fields). With update, those rows are changed first."""
+        (unless not wanted: binary answers carry rows only) and the rows (selected
+        fields). With update, those rows are changed first."""
         dtype = types.dtype_of(req.type)
         query = parse_query(text, dtype)
         changes = parse_update(update, dtype) if update else None
@@ -163,9 +165,9 @@ class ChunkOps:
                 self.node.chunks.changed((req.bucket, chunk_key(chunk)))
                 rows = entry.value[task.chunk_sel]
             counts.append(len(hits))
-            out_payload.append(hits.astype("<u8").tobytes())
+            out_payload.append(hits.astype("<u8").tobytes() if with_positions else b"")
             out_payload.append(self._piece_bytes(req, np.take(rows, hits)))
-            out_sizes += [8 * len(hits), len(out_payload[-1])]
+            out_sizes += [len(out_payload[-2]), len(out_payload[-1])]
             if remaining == 0:
                 break
         return counts, out_sizes, out_payload

@@ -140,11 +140,12 @@ class LocalExecutor:
         req = Request(job.header(tasks))
         await self.nodes.change(lambda node: ChunkOps(node).write(req, pieces))
 
-    async def query(self, job: Job, tasks, text, limit=None, update=None) -> list:
+    async def query(self, job: Job, tasks, text, limit=None, update=None,
+                    positions=True) -> list:
         req = Request(job.header(tasks))
 
         async def run(node):
-            return await ChunkOps(node).query(req, text, limit, update)
+            return await ChunkOps(node).query(req, text, limit, update, positions)
 
         if update is None:
             counts, sizes, payload = await run(self.nodes.node())

@@ -117,7 +117,7 @@ class Dispatcher:
         with self._changing(job.dset["id"]):
             await self.dn.write(job, tasks, src)
 
-    async def query(self, job: Job, tasks, text, limit=None, update=None):
+    async def query(self, job: Job, tasks, text, limit=None, update=None, positions=True):
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
@@ -127,7 +127,7 @@ class Dispatcher:
                 return found
         # otherwise the DNs: their caches hold the rows decoded, and the masks run in
         # several processes at once (measured faster than the SN alone)
-        return await self.dn.query(job, tasks, text, limit)
+        return await self.dn.query(job, tasks, text, limit, positions=positions)
 
     async def settle_loop(self, interval: float):
         while True:

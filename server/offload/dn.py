@@ -82,12 +82,14 @@ class DnExecutor:
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
 
-    async def query(self, job: Job, tasks, text: str, limit=None, update=None) -> list:
+    async def query(self, job: Job, tasks, text: str, limit=None, update=None,
+                    positions=True) -> list:
         """[(task, positions within its piece, rows array)] for tasks with matches, in task
-        order. With a limit (or an update) the tasks run in order so the first matches win."""
+        order (positions None when not wanted). With a limit (or an update) the tasks run
+        in order so the first matches win."""
         async def one(url, group, lim):
             header = job.header(group)
-            header.update(query=text, limit=lim, update=update)
+            header.update(query=text, limit=lim, update=update, positions=positions)
             raw = await self._post(url + "/chunks/query", frames.pack(header))
             head, payload = frames.unpack(raw)
             return decode_found(job, group, head["counts"], frames.split(payload, head["sizes"]))
@@ -104,7 +106,7 @@ class DnExecutor:
             items = await one(url, [task], remaining)
             found += items
             if remaining is not None:
-                remaining -= sum(len(p) for _, p, _ in items)
+                remaining -= sum(len(rows) for _, _, rows in items)
                 if remaining <= 0:
                     break
         return found
@@ -112,10 +114,11 @@ class DnExecutor:
 
 def decode_found(job: Job, tasks, counts: list, parts: list) -> list:
     """[(task, positions, rows)] from a DN's query answer: per task run, the matching
-    positions (uint64) and rows, in task order."""
+    positions (uint64; None when they were not asked for) and rows, in task order."""
     found = []
     for i, count in enumerate(counts):
-        positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64)
+        positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64) \
+            if len(parts[2 * i]) or not count else None
         rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
         found.append((tasks[i], positions, rows))
     return found

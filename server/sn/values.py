@@ -195,26 +195,26 @@ def _check_table(doc):
         raise BadRequest("queries need a one-dimensional compound dataset")
 
 
-async def run_query(svc, job, doc, select, text, limit, update=None):
-    """(absolute row indices, rows) of the matches, in row order."""
+async def run_query(svc, job, doc, select, text, limit, update=None, positions=True):
+    """(absolute row indices, rows) of the matches, in row order; indices None when
+    positions is false (binary answers carry rows only: less to move from the DNs)."""
     _check_table(doc)
     sel = selection.parse_select(select, dims_of(doc))
     if not isinstance(sel.parts[0], slice):
         raise BadRequest("a query selection must be a range")
     start, step = sel.parts[0].start, sel.parts[0].step or 1
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
-    found = await svc.executor.query(job, tasks, text, limit, update)
+    found = await svc.executor.query(job, tasks, text, limit, update, positions)
     index_parts, row_parts = [], []
-    for task, positions, rows in found:
-        offset = task.out_sel[0].start if isinstance(task.out_sel[0], slice) else 0
-        index_parts.append(start + (offset + positions) * step)
+    for task, found_at, rows in found:
+        if positions:
+            offset = task.out_sel[0].start if isinstance(task.out_sel[0], slice) else 0
+            index_parts.append(start + (offset + found_at) * step)
         row_parts.append(rows)
     if not row_parts:
         return np.zeros(0, np.int64), np.zeros(0, job.piece_dtype)
-    indices, rows = np.concatenate(index_parts), np.concatenate(row_parts)
-    if limit is not None:
-        indices, rows = indices[:limit], rows[:limit]
-    return indices, rows
+    rows = np.concatenate(row_parts)[:limit]
+    return (np.concatenate(index_parts)[:limit] if positions else None), rows
 
 
 async def query_response(request, svc, target, domain_doc, doc, job, binary, update=None):
@@ -222,8 +222,10 @@ async def query_response(request, svc, target, domain_doc, doc, job, binary, upd
     limit = int_param(q, "Limit")
     if limit is not None and limit <= 0:
         limit = None
-    indices, rows = await run_query(svc, job, doc, q.get("select"), q["query"], limit, update)
-    if binary and update is None:
+    rows_only = binary and update is None
+    indices, rows = await run_query(svc, job, doc, q.get("select"), q["query"], limit, update,
+                                    positions=not rows_only)
+    if rows_only:
         # rows only, in the dataset's packing (what HSDS 1.0.2 answers and clients read)
         return web.Response(body=encode(rows, job, True), content_type=BINARY)
     listed = values.to_json(rows, job.piece_type, ignore_nan=flag(q, "ignore_nan"))
