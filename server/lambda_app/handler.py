@@ -47,10 +47,8 @@ class Runtime:
         self.credentials = "Basic " + base64.b64encode(token).decode()
         self.runner = web.AppRunner(make_app(svc), access_log=None)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]
-        self.base = f"http://127.0.0.1:{port}"
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.base = "http://127.0.0.1:%d" % self.runner.addresses[0][1]
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None),
             connector=aiohttp.TCPConnector(limit=0), auto_decompress=False)
