@@ -235,6 +235,7 @@ class Offload:
         self.executor, self.job, self.n, self.model = executor, job, n, model
         self.calls = self.fallbacks = 0
         self.start = time.perf_counter()
+        self.finished = False
 
     async def read(self, tasks, out) -> bool:
         """Read these tasks into out; False (nothing done) when chunk_read can't."""
@@ -248,7 +249,9 @@ class Offload:
         return True
 
     def finish(self):
-        if self.calls:
+        """Log the request's one `serverless` line (once, however often called)."""
+        if self.calls and not self.finished:
+            self.finished = True
             self.executor.counted("read", self.n)
             log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
                      "est_dn_ms=%.0f ms=%.0f fallback=%d", self.job.dset["id"],

@@ -151,11 +151,16 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
     try:
         if len(pages) <= 1:
             arr = await read_array(svc, job, sel, request, offload)
+            _finish(offload)
             return web.Response(body=encode(arr, job, True), content_type=BINARY)
         return await stream_pages(request, svc, job, pages, estimate, offload)
     finally:
-        if offload is not None:
-            offload.finish()
+        _finish(offload)        # after a failure; once logged it is not logged again
+
+
+def _finish(offload):
+    if offload is not None:
+        offload.finish()
 
 
 async def stream_pages(request, svc, job: Job, pages, estimate: int, offload):
@@ -170,6 +175,8 @@ async def stream_pages(request, svc, job: Job, pages, estimate: int, offload):
             if i + 1 < len(pages):
                 upcoming = asyncio.ensure_future(
                     read_array(svc, job, pages[i + 1][0], offload=offload))
+            else:
+                _finish(offload)     # logged before the client can have it all
             await rsp.write(encode(arr, job, True))
     finally:
         upcoming.cancel()
