@@ -33,6 +33,23 @@ def deploy_env(moto_endpoint, archive, **extra) -> dict:
     return env
 
 
+def fake_zip(path, handler_file: str):
+    """A function zip whose handler module returns 1 (deploy.sh never runs it)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(handler_file, "def lambda_handler(e, c):\n    return 1\n")
+    return path
+
+
+def attached_policies(iam, role: str) -> set:
+    return {p["PolicyName"] for p in
+            iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+
+
+def as_dict(document):
+    """A policy document as moto gives it: a dict, or its JSON text."""
+    return json.loads(document) if isinstance(document, str) else document
+
+
 def aws_cli():
     local = REPO / ".venv-awscli" / "bin" / "aws"
     return str(local) if local.exists() else shutil.which("aws")
@@ -40,9 +57,7 @@ def aws_cli():
 
 @pytest.mark.skipif(aws_cli() is None, reason="no aws CLI (./testall.sh installs one)")
 def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
-    archive = tmp_path / "fn.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("chunk_read_lambda/lambda_function.py", "def lambda_handler(e, c):\n    return 1\n")
+    archive = fake_zip(tmp_path / "fn.zip", "chunk_read_lambda/lambda_function.py")
     env = deploy_env(moto_endpoint, archive, S3_GATEWAY="http://s3.example:9000",
                      ROLE_NAME="h5cloud-test-role")
     first = deploy(env)
@@ -50,12 +65,10 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
     assert "creating function chunk_read" in first.stdout
     iam, lam = clients(moto_endpoint)
     role = iam.get_role(RoleName="h5cloud-test-role")["Role"]
-    trust = role["AssumeRolePolicyDocument"]
-    trust = json.loads(trust) if isinstance(trust, str) else trust
+    trust = as_dict(role["AssumeRolePolicyDocument"])
     assert trust["Statement"][0]["Principal"]["Service"] == "lambda.amazonaws.com"
-    policies = {p["PolicyName"] for p in
-                iam.list_attached_role_policies(RoleName="h5cloud-test-role")["AttachedPolicies"]}
-    assert policies == {"AWSLambdaBasicExecutionRole", "AmazonS3ReadOnlyAccess"}
+    assert attached_policies(iam, "h5cloud-test-role") == {"AWSLambdaBasicExecutionRole",
+                                                           "AmazonS3ReadOnlyAccess"}
     conf = lam.get_function(FunctionName="chunk_read")["Configuration"]
     assert conf["Handler"] == "chunk_read_lambda.lambda_function.lambda_handler"
     assert conf["Runtime"] == "python3.12" and conf["MemorySize"] == 128
@@ -74,21 +87,16 @@ def test_deploy_creates_then_updates(moto_endpoint, tmp_path):
 @pytest.mark.skipif(aws_cli() is None, reason="no aws CLI (./testall.sh installs one)")
 def test_deploy_hslambda(moto_endpoint, tmp_path):
     """`deploy.sh hslambda`: the whole server, 1024 MB, full access to its one bucket."""
-    archive = tmp_path / "hslambda.zip"
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("server/lambda_app/__init__.py", "def lambda_handler(e, c):\n    return 1\n")
+    archive = fake_zip(tmp_path / "hslambda.zip", "server/lambda_app/__init__.py")
     env = deploy_env(moto_endpoint, archive, ROLE_NAME="h5cloud-test-hslambda",
                      FUNCTION_BUCKET="mybucket")
     run = deploy(env, "hslambda")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "creating function hslambda" in run.stdout
     iam, lam = clients(moto_endpoint)
-    attached = {p["PolicyName"] for p in iam.list_attached_role_policies(
-        RoleName="h5cloud-test-hslambda")["AttachedPolicies"]}
-    assert attached == {"AWSLambdaBasicExecutionRole"}
-    inline = iam.get_role_policy(RoleName="h5cloud-test-hslambda",
-                                 PolicyName="h5cloud-bucket-mybucket")["PolicyDocument"]
-    inline = json.loads(inline) if isinstance(inline, str) else inline
+    assert attached_policies(iam, "h5cloud-test-hslambda") == {"AWSLambdaBasicExecutionRole"}
+    inline = as_dict(iam.get_role_policy(RoleName="h5cloud-test-hslambda",
+                                         PolicyName="h5cloud-bucket-mybucket")["PolicyDocument"])
     assert inline["Statement"][0]["Action"] == "s3:*"
     assert set(inline["Statement"][0]["Resource"]) == {"arn:aws:s3:::mybucket",
                                                        "arn:aws:s3:::mybucket/*"}

@@ -156,6 +156,22 @@ def test_binary_bodies_both_ways(invoke, domains):
     assert rsp["body"]["value"] == [[7.0, 8.0, 9.0, data[0, 3]]]
 
 
+def test_variable_length_values(invoke, domains):
+    """vlen strings and sequences through the in-process data nodes, with unwritten ones."""
+    path, root = new_domain(invoke, domains)
+    vstr = {"class": "H5T_STRING", "charSet": "H5T_CSET_UTF8", "length": "H5T_VARIABLE",
+            "strPad": "H5T_STR_NULLTERM"}
+    vseq = {"class": "H5T_VLEN", "base": "H5T_STD_I16LE"}
+    for dtype, written in ((vstr, ["a", "", "\u00e9t\u00e9"]), (vseq, [[1, 2], [], [3]])):
+        dset = invoke(direct("POST", "/datasets", path,
+                             body={"type": dtype, "shape": [5]}))["body"]["id"]
+        rsp = invoke(direct("PUT", f"/datasets/{dset}/value", path,
+                            body={"value": written, "start": [1], "stop": [4]}))
+        assert rsp["statusCode"] == 200, rsp
+        value = invoke(direct("GET", f"/datasets/{dset}/value", path))["body"]["value"]
+        assert value[1:4] == written and len(value) == 5
+
+
 def test_gateway_identity_is_basic_auth(invoke, domains):
     path, root = new_domain(invoke, domains)
     q = f"domain={path}"

@@ -231,22 +231,23 @@ def _zstd_decode(buf) -> bytes:
 def byte_unshuffle(buf, itemsize: int) -> bytes:
     """Undo the HDF5 shuffle filter: byte planes -> elements (a trailing partial
     element is left as it is, as the filter does)."""
-    n = len(buf) // itemsize if itemsize > 1 else 0
-    if n < 2:
-        return bytes(buf)
-    a = np.frombuffer(buf, dtype=np.uint8)
-    body = a[:n * itemsize].reshape(itemsize, n).T.tobytes()
-    return body + a[n * itemsize:].tobytes()
+    return _transpose_bytes(buf, itemsize, planes_in=True)
 
 
 def byte_shuffle(buf, itemsize: int) -> bytes:
     """The HDF5 shuffle filter (the inverse of byte_unshuffle)."""
+    return _transpose_bytes(buf, itemsize, planes_in=False)
+
+
+def _transpose_bytes(buf, itemsize: int, planes_in: bool) -> bytes:
+    """The n x itemsize byte matrix of the whole elements, transposed (one way or the
+    other); the tail of a partial element unchanged."""
     n = len(buf) // itemsize if itemsize > 1 else 0
     if n < 2:
         return bytes(buf)
     a = np.frombuffer(buf, dtype=np.uint8)
-    body = a[:n * itemsize].reshape(n, itemsize).T.tobytes()
-    return body + a[n * itemsize:].tobytes()
+    shape = (itemsize, n) if planes_in else (n, itemsize)
+    return a[:n * itemsize].reshape(shape).T.tobytes() + a[n * itemsize:].tobytes()
 
 
 # ---- HSDS 0.9 bitshuffle-LZ4 blobs --------------------------------------------

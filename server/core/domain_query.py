@@ -15,7 +15,7 @@ are left out. Syntax errors are a 400.
 import operator
 
 from .errors import BadRequest
-from .query import CMP_OPS, MAX_DEPTH, MAX_QUERY_LENGTH, tokenize
+from .query import CMP_OPS, MAX_DEPTH, MAX_QUERY_LENGTH, TokenStream
 
 _OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
         "==": operator.eq, "!=": operator.ne}
@@ -36,7 +36,7 @@ class DomainQuery:
 def parse_domain_query(text: str) -> DomainQuery:
     if len(text) > MAX_QUERY_LENGTH:
         raise BadRequest("query too long")
-    parser = _Parser(tokenize(text))
+    parser = _Parser(text)
     tree = parser.expr(0)
     if parser.peek().kind != "end":
         raise _error("unexpected text", parser.peek().pos)
@@ -47,17 +47,10 @@ def _error(message, pos):
     return BadRequest(f"invalid domain query at position {pos}: {message}")
 
 
-class _Parser:
-    def __init__(self, tokens):
-        self.tokens, self.i, self.names = tokens, 0, set()
-
-    def peek(self):
-        return self.tokens[self.i]
-
-    def take(self):
-        tok = self.tokens[self.i]
-        self.i += 1
-        return tok
+class _Parser(TokenStream):
+    def __init__(self, text):
+        super().__init__(text)
+        self.names = set()
 
     def _joiner(self, symbol, word) -> bool:
         tok = self.peek()

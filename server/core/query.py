@@ -348,14 +348,12 @@ _NEVER = _Never()
 
 # ---- parser ---------------------------------------------------------------------
 
-class _Parser:
-    def __init__(self, text, dtype):
-        self.text = text
-        self.dtype = dtype
+class TokenStream:
+    """The tokens of a query text, read front to back (also the domain query's)."""
+
+    def __init__(self, text):
         self.toks = tokenize(text)
         self.i = 0
-        self.depth = 0
-        self.used = []
 
     def peek(self):
         return self.toks[self.i]
@@ -364,6 +362,15 @@ class _Parser:
         tok = self.toks[self.i]
         self.i += 1
         return tok
+
+
+class _Parser(TokenStream):
+    def __init__(self, text, dtype):
+        super().__init__(text)
+        self.text = text
+        self.dtype = dtype
+        self.depth = 0
+        self.used = []
 
     def expect_op(self, value):
         tok = self.take()

@@ -92,17 +92,26 @@ class ChunkOps:
         return {"value": arr, "encode": codec.to_raw, "empty": codec.is_fill,
                 "compress": codec.compress if codec.compressed else None}
 
-    def _piece_bytes(self, req: Request, piece):
+    @staticmethod
+    def _piece(req: Request, piece):
+        """The selected elements with just the request's fields."""
         if req.fields:
             piece = np.ascontiguousarray(piece[list(req.fields)]).astype(
                 types.dtype_of(req.piece_type))
-        return values.as_buffer(piece, req.piece_type)
+        return piece
+
+    def _piece_bytes(self, req: Request, piece):
+        return values.as_buffer(self._piece(req, piece), req.piece_type)
+
+    async def pieces(self, req: Request) -> list:
+        """Each task's selected elements (arrays), in task order."""
+        entries = await asyncio.gather(*(self._chunk(req, c, ref) for c, _, ref in req.tasks))
+        return [self._piece(req, entry.value[task.chunk_sel])
+                for entry, (_, task, _) in zip(entries, req.tasks)]
 
     async def read(self, req: Request) -> tuple[list, list]:
         """Each task's selected elements as raw bytes, in task order."""
-        entries = await asyncio.gather(*(self._chunk(req, c, ref) for c, _, ref in req.tasks))
-        pieces = [self._piece_bytes(req, entry.value[task.chunk_sel])
-                  for entry, (_, task, _) in zip(entries, req.tasks)]
+        pieces = [values.as_buffer(p, req.piece_type) for p in await self.pieces(req)]
         return [len(p) for p in pieces], pieces
 
     async def write(self, req: Request, payloads: list):

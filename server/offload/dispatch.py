@@ -81,9 +81,13 @@ class Dispatcher:
         used = sum(t.count for t in tasks) / (len(tasks) * per_chunk)
         return self.direct if used >= DENSE else self.dn
 
+    def may_offload(self, job: Job) -> bool:
+        """Could Lambda read this dataset now (configured, and no DN holds it dirty)?"""
+        return self.serverless is not None and self.is_clean(job.dset["id"])
+
     def start_read(self, job: Job, tasks) -> Offload | None:
         """Whether Lambda reads a request's chunk tasks (all its pages), decided once."""
-        if self.serverless is None or not tasks or not self.is_clean(job.dset["id"]):
+        if not tasks or not self.may_offload(job):
             return None
         return plan_read(self.serverless, job, tasks, len(self.dn.urls))
 
@@ -121,7 +125,7 @@ class Dispatcher:
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
-        if self.serverless is not None and self.is_clean(job.dset["id"]):
+        if self.may_offload(job):
             found = await offload_query(self.serverless, job, tasks, text, len(self.dn.urls))
             if found is not None:
                 return found

@@ -199,40 +199,34 @@ async def _query_batch(executor, job: Job, batch, text):
 async def offload_query(executor, job: Job, tasks, text, dn_count: int):
     """Query matches through Lambda when the model says it pays (rows of every chunk are
     read there); None when the DNs should run it. Failed batches go to the DNs."""
-    if job.fields or job.item_size == "H5T_VARIABLE" or offloadable(job, tasks) != "hyperslab":
+    if offloadable(job, tasks) != "hyperslab":
         return None
-    n = len(tasks)
-    if n < dn_count * executor.settings.aws_lambda_threshold:
+    offload = plan_read(executor, job, tasks, dn_count, "query")
+    if offload is None:
         return None
-    model = plan(n, dn_count, max(t.count for t in tasks) * job.item_size, executor.settings)
-    if model["est_lambda_ms"] >= model["est_dn_ms"]:
-        return None
-    start = time.perf_counter()
-    per_call = model["per_call"]
+    per_call = offload.model["per_call"]
     batches = [tasks[i:i + per_call] for i in range(0, len(tasks), per_call)]
     results = await asyncio.gather(*(_query_batch(executor, job, b, text) for b in batches))
-    found, fallbacks = [], 0
+    found = []
     for batch, result in zip(batches, results):
         if result is None:
-            fallbacks += 1
+            offload.fallbacks += 1
             result = await executor.fallback.query(job, batch, text, None)
         found += result
     order = {id(t): i for i, t in enumerate(tasks)}
     found.sort(key=lambda item: order[id(item[0])])
-    executor.counted("query", n)
-    log.info("serverless query %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
-             "est_dn_ms=%.0f ms=%.0f fallback=%d", job.dset["id"], executor.function, n,
-             len(batches), model["est_lambda_ms"], model["est_dn_ms"],
-             (time.perf_counter() - start) * 1000, fallbacks)
+    offload.calls = len(batches)
+    offload.finish()
     return found
 
 
 class Offload:
-    """One request's reads through Lambda: decided once for all its chunk tasks (a
+    """One request's chunk work through Lambda: decided once for all its chunk tasks (a
     streamed read runs page by page through it), logged once when finished."""
 
-    def __init__(self, executor: LambdaExecutor, job: Job, n: int, model: dict):
+    def __init__(self, executor: LambdaExecutor, job: Job, n: int, model: dict, kind: str):
         self.executor, self.job, self.n, self.model = executor, job, n, model
+        self.kind = kind                  # "read" or "query": the log line's and counters'
         self.calls = self.fallbacks = 0
         self.start = time.perf_counter()
         self.finished = False
@@ -252,16 +246,17 @@ class Offload:
         """Log the request's one `serverless` line (once, however often called)."""
         if self.calls and not self.finished:
             self.finished = True
-            self.executor.counted("read", self.n)
-            log.info("serverless read %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
-                     "est_dn_ms=%.0f ms=%.0f fallback=%d", self.job.dset["id"],
+            self.executor.counted(self.kind, self.n)
+            log.info("serverless %s %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
+                     "est_dn_ms=%.0f ms=%.0f fallback=%d", self.kind, self.job.dset["id"],
                      self.executor.function, self.n, self.calls, self.model["est_lambda_ms"],
                      self.model["est_dn_ms"], (time.perf_counter() - self.start) * 1000,
                      self.fallbacks)
 
 
-def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int) -> Offload | None:
-    """An Offload when the model says Lambda reads these tasks sooner, else None."""
+def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int,
+              kind: str = "read") -> Offload | None:
+    """An Offload when the model says Lambda runs these tasks sooner, else None."""
     n = len(tasks)
     if offloadable(job, tasks) is None or n < dn_count * executor.settings.aws_lambda_threshold:
         return None
@@ -269,4 +264,4 @@ def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int) -> Offlo
     model = plan(n, dn_count, chunk_bytes, executor.settings)
     if model["est_lambda_ms"] >= model["est_dn_ms"]:
         return None
-    return Offload(executor, job, n, model)
+    return Offload(executor, job, n, model, kind)
