@@ -35,6 +35,7 @@ Semantics and decisions:
 * escapes in string literals: ``\\\\ \\' \\" \\n \\r \\t \\0 \\xHH``; others -> 400.
 """
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -206,15 +207,14 @@ def _field_kind(dt: np.dtype) -> str:
 # ("or", [nodes]) | ("and", [nodes]) | ("cmp", op, field, literal)
 # | ("fcmp", op, field_a, field_b) | ("const", bool)
 
+@dataclass(repr=False)
 class Query:
     """A parsed query.  mask(arr) -> bool ndarray over a 1-D structured array."""
-
-    def __init__(self, text, ast, where_field, where_values, fields_used):
-        self.text = text
-        self.ast = ast
-        self.where_field = where_field
-        self.where_values = where_values
-        self.fields_used = fields_used
+    text: str
+    ast: tuple | None
+    where_field: str | None
+    where_values: list
+    fields_used: list
 
     @property
     def has_where_in(self) -> bool:

@@ -117,6 +117,10 @@ def _decode_text(text: str, encoded, encoding) -> bytes:
 def answer(form: str, status: int, headers: dict, body: bytes) -> dict:
     """The function's return value for an HTTP answer, in the event's form."""
     ctype = headers.get("Content-Type", "")
+    if _encoded_size(form, ctype, body) > MAX_PAYLOAD:
+        return answer(form, 413, {"Content-Type": "application/json"}, json.dumps({
+            "message": f"the answer ({len(body)} bytes) is more than a Lambda function can "
+                       "return; select less at a time", "status": 413}).encode())
     if form == GATEWAY:
         binary = ctype.startswith(BINARY)
         text = base64.b64encode(body).decode() if binary else body.decode("utf-8", "replace")
@@ -126,11 +130,14 @@ def answer(form: str, status: int, headers: dict, body: bytes) -> dict:
         result = _direct_answer(status, headers, body, ctype)
         if form == CONSOLE:
             result.update(status_code=status, output=result["body"])
-    if len(json.dumps(result)) > MAX_PAYLOAD:
-        return answer(form, 413, {"Content-Type": "application/json"}, json.dumps({
-            "message": f"the answer ({len(body)} bytes) is more than a Lambda function can "
-                       "return; select less at a time", "status": 413}).encode())
     return result
+
+
+def _encoded_size(form: str, ctype: str, body: bytes) -> int:
+    """About the size of the answer once encoded (hex or base64 for binary bodies; a
+    margin for headers and JSON), without encoding it twice."""
+    factor = (4 / 3 if form == GATEWAY else 2) if ctype.startswith(BINARY) else 1
+    return int(len(body) * factor) + 4096
 
 
 def _direct_answer(status, headers, body, ctype) -> dict:
