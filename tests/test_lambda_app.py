@@ -172,6 +172,30 @@ def test_variable_length_values(invoke, domains):
         assert value[1:4] == written and len(value) == 5
 
 
+def test_deleting_a_domain_removes_its_objects(invoke, domains, moto_endpoint):
+    """No background work in a function: its keys are gone when the answer comes."""
+    import boto3
+
+    from server.core import ids
+    path, root = new_domain(invoke, domains)
+    dset = invoke(direct("POST", "/datasets", path, body={
+        "type": "H5T_STD_I32LE", "shape": [8], "link": {"id": root, "name": "d"}}))["body"]["id"]
+    assert invoke(direct("PUT", f"/datasets/{dset}/value", path,
+                         body={"value": list(range(8))}))["statusCode"] == 200
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1",
+                      aws_access_key_id="testing", aws_secret_access_key="testing")
+    prefix = ids.root_prefix(root)
+
+    def keys():
+        return [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+                .get("Contents", [])]
+
+    assert len(keys()) >= 3                    # root group, dataset, its chunk
+    assert invoke(direct("DELETE", "/", path))["statusCode"] == 200
+    assert keys() == []
+    assert invoke(direct("GET", "/", path))["statusCode"] in (404, 410)
+
+
 def test_gateway_identity_is_basic_auth(invoke, domains):
     path, root = new_domain(invoke, domains)
     q = f"domain={path}"

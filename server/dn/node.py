@@ -85,11 +85,12 @@ class DataNode:
         await self.docs.forget_prefix(bucket, prefix)
         await self.chunks.forget_prefix(bucket, prefix)
         if purge:
-            task = asyncio.ensure_future(self._purge(bucket, prefix))
+            task = asyncio.ensure_future(self.purge(bucket, prefix))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
-    async def _purge(self, bucket, prefix):
+    async def purge(self, bucket, prefix):
+        """Delete every key under prefix from storage."""
         keys = [k async for k in self.store.list_keys(bucket, prefix)]
         sem = asyncio.Semaphore(16)
 

@@ -115,7 +115,7 @@ class LocalNodes:
 
     async def drop_all(self, bucket, prefix, purge_route=None):
         # no background work in a function that may be frozen after answering
-        await self.node()._purge(bucket, prefix)
+        await self.node().purge(bucket, prefix)
 
 
 class LocalExecutor:
