@@ -61,13 +61,8 @@ fi
 
 if [ "$lambda_local" = 1 ] && [ "$mode" != docker ]; then
   "$py" -c 'import moto, boto3' >/dev/null 2>&1 || "$py" -m pip install -q 'moto[server]' boto3
-  if ! .venv-lambda312/bin/python -c 'import boto3' >/dev/null 2>&1; then
-    py312=""
-    if python3.12 -c '' >/dev/null 2>&1; then py312=$(command -v python3.12); fi
-    [ -n "$py312" ] || py312=$(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | tail -n 1 || true)
-    [ -n "$py312" ] || { echo "runall.sh: --lambda-local needs python3.12 (the Lambda runtime)" >&2; exit 1; }
-    "$py312" -m venv .venv-lambda312 && .venv-lambda312/bin/python -m pip install -q boto3
-  fi
+  # the Lambda runtime (python3.12 + boto3), checked here so a missing one stops us early
+  ./awslambda/lambda_python.sh >/dev/null
   [ -f dist/chunk_read.zip ] || PIP="$py -m pip" ./awslambda/build.sh
   mkdir -p run
   if ! { [ -f run/moto.pid ] && kill -0 "$(cat run/moto.pid)" 2>/dev/null; }; then

@@ -43,9 +43,8 @@ fi
 find "$stage" -type d -name tests -path '*numpy*' -prune -exec rm -rf {} +
 # bytecode compiled ahead by the runtime's own Python: the task root is read-only on
 # Lambda, so without it every cold start compiles every module it imports
-py=${LAMBDA_RUNTIME_PYTHON:-}
-[ -n "$py" ] || { [ -x .venv-lambda312/bin/python ] && py=.venv-lambda312/bin/python; } || true
-[ -n "$py" ] || py=$(command -v "python$runtime" || true)
+# (found as serve_local.sh finds it: a pyenv shim on PATH may exit 127)
+py=$(awslambda/lambda_python.sh --base 2>/dev/null || true)
 if [ -n "$py" ] && [ "$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" = "$runtime" ]; then
   "$py" -m compileall -q -j 0 --invalidation-mode unchecked-hash "$stage" >/dev/null
 else

@@ -2,14 +2,13 @@
 # Serve built Lambda zips on a local Invoke endpoint, in the foreground:
 #   awslambda/serve_local.sh [--port 9001] NAME=ZIP [NAME=ZIP ...]
 #   e.g. awslambda/serve_local.sh chunk_read=dist/chunk_read.zip
-# Workers run the functions' runtime, python3.12 (.venv-lambda312, made by ./testall.sh,
-# or LAMBDA_RUNTIME_PYTHON). Point clients at it with AWS_LAMBDA_GATEWAY or
-# AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:9001.
+# Workers run the functions' runtime, python3.12 in .venv-lambda312 (made here on first
+# use by lambda_python.sh; LAMBDA_RUNTIME_PYTHON overrides). Point clients at it with
+# AWS_LAMBDA_GATEWAY or AWS_ENDPOINT_URL_LAMBDA=http://127.0.0.1:9001.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-runtime=${LAMBDA_RUNTIME_PYTHON:-}
-[ -n "$runtime" ] || { [ -x .venv-lambda312/bin/python ] && runtime=$PWD/.venv-lambda312/bin/python; } || true
-[ -n "$runtime" ] || runtime=$(command -v python3.12 || true)
-[ -n "$runtime" ] || { echo "serve_local.sh: no python3.12 runtime found" >&2; exit 1; }
-export LAMBDA_RUNTIME_PYTHON=$runtime
+[ -x .venv/bin/python ] || { echo "serve_local.sh: no .venv here; ./runall.sh makes it" >&2; exit 1; }
+# not python3.12 from PATH: there it may be a pyenv shim that exits 127 in every worker
+LAMBDA_RUNTIME_PYTHON=$(awslambda/lambda_python.sh)
+export LAMBDA_RUNTIME_PYTHON
 exec .venv/bin/python awslambda/local_invoke.py "$@"
