@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from numcodecs import blosc as nc_blosc
 from numcodecs import lz4 as nc_lz4
 
-from server.core import codecs, values
+from server.core import bitshuffle, codecs, values
 from server.core.chunks import ChunkCodec
 from server.core.codecs import (blosc_header, byte_shuffle, byte_unshuffle, pipeline_for)
 from server.core.errors import BadRequest, ServerError
@@ -321,6 +322,198 @@ def test_bitshuffle_undecodable_is_bad_request():
     codec = ChunkCodec(I4, (4096,), [BITSHUFFLE])
     with pytest.raises(BadRequest):
         codec.decode(bytes(blob))
+
+
+# ---- bitshuffle as HSDS 1.0.2 stores it (issue 12) ----------------------------------
+#
+# Facts from running stock HSDS 1.0.2 (POSIX storage, chunk files read back):
+# * H5Z_FILTER_BITSHUFFLE (what h5pyd sends) is accepted, reported back as given, and
+#   changes nothing in the stored bytes: alone -> the raw chunk; with deflate -> a
+#   blosc1 zlib frame without the shuffle flag (flags 0x60), typesize 1.
+# * an H5Z_FILTER_SHUFFLE filter NAMED "bitshuffle" is what makes 1.0.2 bit-shuffle:
+#   the chunk becomes a bitshuffle-LZ4 blob (12-byte big-endian header: u64 raw bytes,
+#   u32 2048 * itemsize), blosc-compressed (shuffle flag off) when a compressor is set.
+
+SHUFFLE_NAMED_BITSHUFFLE = {"class": "H5Z_FILTER_SHUFFLE", "id": 2, "name": "bitshuffle"}
+I2 = {"class": "H5T_INTEGER", "base": "H5T_STD_I16LE"}
+U1 = {"class": "H5T_INTEGER", "base": "H5T_STD_U8LE"}
+CMPD_I2_F8 = {"class": "H5T_COMPOUND", "fields": [
+    {"name": "a", "type": {"class": "H5T_INTEGER", "base": "H5T_STD_I16LE"}},
+    {"name": "b", "type": {"class": "H5T_FLOAT", "base": "H5T_IEEE_F64LE"}}]}
+S3 = {"class": "H5T_STRING", "charSet": "H5T_CSET_ASCII", "strPad": "H5T_STR_NULLPAD",
+      "length": 3}
+
+# chunk files HSDS 1.0.2 wrote (one chunk of the whole dataset each)
+HSDS_BS_GZIP4_I4 = bytes.fromhex(       # [BITSHUFFLE, DEFLATE level 4], i4 range(-5, 35)
+    "02016001a0000000a000000063000000140000004b000000785e25c389124200140040249d88ee838e"
+    "ffffc3cab3337666bf11f1f3ef109384d4cc99b9730b172e5db976e3d6d2cada9d8dad7b0f1e3d79f6"
+    "e2d59b771f76f63e7df9f6e308210a1636")
+HSDS_SB_I4 = bytes.fromhex(             # [SHUFFLE named bitshuffle], i4 range(-5, 35)
+    "00000000000000a0000020000000002a1055010010990100101e0100f0001fe01fe01f1f00e0ff1f1f"
+    "000000e005001f00050065501f00000000")
+HSDS_SB_I2 = bytes.fromhex(             # same filter, i2 range(-6, 7): 8 + 5 leftover
+    "000000000000001a000010000000000d43aa333c3f0100503f3f3f3f3f02000300040005000600")
+HSDS_SB_U1 = bytes.fromhex(             # same filter, u1 range(100)
+    "0000000000000064000008000000002917aa010017cc010017f001002700ff02002700ff0400400000"
+    "ffff100006020007100050000000000060616263")
+# larger ones by digest: (type, filters, values, stored length, sha256 of the chunk file)
+F8_5003 = np.arange(5003) * 0.25 - 3
+HSDS_SB_DIGESTS = [
+    (I4, [SHUFFLE_NAMED_BITSHUFFLE], (np.arange(5003) * 7 - 1000).astype("<i4"), 1316,
+     "88fc81228f8b8100a9a457be9d2a38e23150b0c988dd61da1f30287cafb2f489"),
+    (F8, [SHUFFLE_NAMED_BITSHUFFLE], F8_5003.astype("<f8"), 965,
+     "4e94204c0a132a6f4f4d7829048ef0900009108568bd8775c6b7ca672d2198d7"),
+    (F8, [SHUFFLE_NAMED_BITSHUFFLE, COMPRESSORS["lz4"]], F8_5003.astype("<f8"), 879,
+     "8bda32e6aeb49a1579aa641497e55994693f36a36fe732f0051ec3b4798f1bb4"),
+    (CMPD_I2_F8, [SHUFFLE_NAMED_BITSHUFFLE],
+     np.array([(i, i * 1.5) for i in range(20)], dtype=[("a", "<i2"), ("b", "<f8")]), 94,
+     "a9f9d20572cf1bc5059447594dd1261eb4f225872695c336032a5d7878bf3c91"),
+]
+
+
+def test_bitshuffle_filter_writes_what_hsds_102_writes():
+    raw = np.arange(-5, 35, dtype="<i4").tobytes()
+    for filters in ([BITSHUFFLE], [{"class": "H5Z_FILTER_USER", "id": 32008,
+                                    "name": "bitshuffle"}], [BITSHUFFLE, FLETCHER]):
+        p = pipeline_for(filters, I4)
+        assert p.bitshuffle and not p.bitshuffle_lz4 and not p.compressed
+        assert p.encode(raw) is raw                    # stored raw, as HSDS stores it
+        assert p.decode(raw) == raw
+        assert ChunkCodec(I4, (40,), filters).decode(raw).tobytes() == raw
+    # with deflate: a blosc zlib frame, shuffle flag off, typesize 1 -- HSDS's frame
+    # decodes to the raw chunk, and ours has HSDS's header (the deflate stream itself
+    # comes from zlib-ng here, zlib there: both are valid)
+    filters = [BITSHUFFLE, {"class": "H5Z_FILTER_DEFLATE", "id": 1, "level": 4, "name": "gzip"}]
+    codec = ChunkCodec(I4, (40,), filters)
+    assert codec.decode(HSDS_BS_GZIP4_I4).tobytes() == raw
+    ours = codec.encode(np.frombuffer(raw, "<i4"))
+    assert ours[:12] == HSDS_BS_GZIP4_I4[:12] == bytes.fromhex("02016001a0000000a0000000")
+    assert codec.decode(ours).tobytes() == raw
+    # shuffle + bitshuffle + deflate: the byte-shuffle flag, no bit shuffling
+    p = pipeline_for([SHUFFLE, BITSHUFFLE, COMPRESSORS["zlib"]], I4)
+    assert p.shuffle and not p.bitshuffle_lz4 and blosc_header(p.encode(raw))["flags"] == 0x61
+
+
+@pytest.mark.parametrize("type_json, values, stored", [
+    (I4, np.arange(-5, 35, dtype="<i4"), HSDS_SB_I4),
+    (I2, np.arange(-6, 7, dtype="<i2"), HSDS_SB_I2),
+    (U1, np.arange(100, dtype="u1"), HSDS_SB_U1),
+])
+def test_shuffle_named_bitshuffle_exact_hsds_bytes(type_json, values, stored):
+    codec = ChunkCodec(type_json, (values.size,), [SHUFFLE_NAMED_BITSHUFFLE])
+    assert codec.pipeline.bitshuffle_lz4 and codec.compressed
+    assert not codec.pipeline.shuffle
+    assert codec.encode(values) == stored
+    got = codec.decode(stored)
+    assert got.flags.writeable and got.tobytes() == values.tobytes()
+    assert codec.decode(stored, writable=False).tobytes() == values.tobytes()
+
+
+@pytest.mark.parametrize("type_json, filters, values, size, digest", HSDS_SB_DIGESTS)
+def test_shuffle_named_bitshuffle_exact_hsds_digests(type_json, filters, values, size,
+                                                     digest):
+    import hashlib
+    codec = ChunkCodec(type_json, (values.size,), filters)
+    stored = codec.encode(values)
+    assert len(stored) == size and hashlib.sha256(stored).hexdigest() == digest
+    assert codec.decode(stored).tobytes() == values.tobytes()
+
+
+def test_bitshuffle_pipeline_selection():
+    p = pipeline_for([SHUFFLE_NAMED_BITSHUFFLE, COMPRESSORS["zstd"]], I4)
+    assert (p.bitshuffle_lz4, p.shuffle, p.cname) == (True, False, "zstd")
+    assert p.compressed and not p.identity
+    # the first shuffle-class filter decides, as in HSDS
+    p = pipeline_for([SHUFFLE_NAMED_BITSHUFFLE, SHUFFLE], I4)
+    assert p.bitshuffle_lz4 and not p.shuffle
+    p = pipeline_for([SHUFFLE, SHUFFLE_NAMED_BITSHUFFLE], I4)
+    assert p.shuffle and not p.bitshuffle_lz4
+    # variable-length types: nothing (HSDS stores such chunks raw)
+    p = pipeline_for([SHUFFLE_NAMED_BITSHUFFLE], VSTR)
+    assert not p.bitshuffle_lz4 and p.identity
+    p = pipeline_for([BITSHUFFLE], VSTR)
+    assert not p.bitshuffle and p.identity
+    # scaleoffset hides compression, not bit shuffling (HSDS: blob stored unframed)
+    p = pipeline_for([{"class": "H5Z_FILTER_SCALEOFFSET", "id": 6, "name": "scaleoffset"},
+                      SHUFFLE_NAMED_BITSHUFFLE, COMPRESSORS["lz4"]], I4)
+    assert p.cname is None and p.bitshuffle_lz4
+    raw = np.arange(100, dtype="<i4").tobytes()
+    assert p.encode(raw) == bitshuffle_lz4_blob(raw, 4)
+
+
+BS_CASES = [("<i4", 0), ("<i4", 1), ("<i4", 7), ("<i4", 8), ("<i4", 40), ("<u2", 2048),
+            ("<u2", 2048 * 3 + 13), ("<f8", 4096 + 8), ("<i1", 100), ("<i8", 5003),
+            (">i4", 2050), ("<f4", 2048 * 300 + 5)]
+
+
+@pytest.mark.parametrize("dt, count", BS_CASES)
+@pytest.mark.parametrize("cname", [None, "lz4", "zlib", "zstd", "blosclz"])
+def test_shuffle_named_bitshuffle_round_trip(dt, count, cname):
+    rng = np.random.default_rng(count)
+    arr = (rng.integers(-300, 300, count) * 3).astype(dt)
+    raw = arr.tobytes()
+    filters = [SHUFFLE_NAMED_BITSHUFFLE] + ([COMPRESSORS[cname]] if cname else [])
+    t = type_of(dt)
+    p = pipeline_for(filters, t)
+    stored = bytes(p.encode(raw))
+    blob = bitshuffle_lz4_blob(raw, arr.itemsize)     # the independent reference encoder
+    if cname is None:
+        assert stored == blob
+    else:
+        h = blosc_header(stored)
+        assert h["codec"] == cname and not h["shuffle"] and h["typesize"] == 1
+        assert nc_blosc.decompress(stored) == blob
+    assert bytes(p.decode(stored, nbytes=len(raw))) == raw
+    assert bytes(p.decode(stored)) == raw or count == 0
+    codec = ChunkCodec(t, (count,), filters)
+    got = codec.decode(stored)
+    assert got.flags.writeable and got.tobytes() == raw
+
+
+@pytest.mark.parametrize("type_json, itemsize", [(S3, 3), (CMPD_I2_F8, 10),
+                                                  ({"class": "H5T_ARRAY", "base": F8,
+                                                    "dims": [2]}, 16)])
+def test_shuffle_named_bitshuffle_odd_itemsizes(type_json, itemsize):
+    count = 2048 + 21
+    raw = np.random.default_rng(itemsize).integers(0, 7, count * itemsize,
+                                                   dtype=np.uint8).tobytes()
+    p = pipeline_for([SHUFFLE_NAMED_BITSHUFFLE, COMPRESSORS["lz4"]], type_json)
+    stored = p.encode(raw)
+    assert nc_blosc.decompress(stored) == bitshuffle_lz4_blob(raw, itemsize)
+    assert bytes(p.decode(stored, nbytes=len(raw))) == raw
+
+
+def test_bit_shuffle_matches_reference_and_inverts():
+    for itemsize, count in ((1, 8), (4, 2048), (3, 64), (8, 16), (10, 2048)):
+        raw = np.random.default_rng(count).integers(0, 256, count * itemsize,
+                                                    dtype=np.uint8)
+        planes = bitshuffle.bit_shuffle(raw, count, itemsize)
+        assert planes.tobytes() == _bitshuffle_block(raw.tobytes(), count, itemsize)
+        assert bitshuffle.bit_unshuffle(planes, count, itemsize).tobytes() == raw.tobytes()
+        # several blocks at once
+        two = np.stack([raw, raw[::-1]])
+        both = bitshuffle.bit_shuffle(two, count, itemsize)
+        assert both[1].tobytes() == _bitshuffle_block(raw[::-1].tobytes(), count, itemsize)
+        assert np.array_equal(bitshuffle.bit_unshuffle(both, count, itemsize), two)
+
+
+def test_bitshuffle_blob_header_block_size_is_read():
+    """Blobs with another block size (any writer's) decode by their header."""
+    raw = np.arange(5000, dtype="<i4").tobytes()
+    blob = bitshuffle_lz4_blob(raw, 4, block=512)
+    p = pipeline_for([SHUFFLE_NAMED_BITSHUFFLE], I4)
+    assert bytes(p.decode(blob, nbytes=len(raw))) == raw
+
+
+def test_shuffle_named_bitshuffle_damaged_or_raw():
+    raw = np.arange(4096, dtype="<i4").tobytes()
+    codec = ChunkCodec(I4, (4096,), [SHUFFLE_NAMED_BITSHUFFLE])
+    blob = bytearray(codec.encode(np.frombuffer(raw, "<i4")))
+    blob[20:40] = b"\xee" * 20
+    with pytest.raises(BadRequest):
+        codec.decode(bytes(blob))
+    # not a blob (no header of this chunk's size): taken as the raw bytes
+    assert codec.decode(raw).tobytes() == raw
 
 
 # ---- the fixture: every stored chunk ---------------------------------------------------

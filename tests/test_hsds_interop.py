@@ -34,6 +34,28 @@ def datasets():
         out[f"f_{name}"] = ({"type": "H5T_STD_I32LE", "shape": [300, 500], "creationProperties": {
             "layout": {"class": "H5D_CHUNKED", "dims": [300, 500]},
             "filters": ["shuffle", name]}}, big.tolist(), ["shuffle", name])
+    # bitshuffle (issue 12): H5Z_FILTER_BITSHUFFLE is stored as if absent; a shuffle
+    # filter named "bitshuffle" makes bitshuffle-LZ4 blobs -- both as HSDS 1.0.2 does
+    bs = {"class": "H5Z_FILTER_BITSHUFFLE", "id": 32008, "name": "bitshuffle"}
+    sb = {"class": "H5Z_FILTER_SHUFFLE", "name": "bitshuffle"}
+    gz4 = {"class": "H5Z_FILTER_DEFLATE", "id": 1, "level": 4}
+    halves = (big * 0.5 - 17.25).tolist()
+    odd = ((np.arange(5003) * 37) % 65536 - 32768).tolist()
+    for name, t, values, filters, names in (
+            ("bs_i4", "H5T_STD_I32LE", big.tolist(), [bs], ["bitshuffle"]),
+            ("bs_gzip_i4", "H5T_STD_I32LE", big.tolist(), [bs, "gzip"], ["bitshuffle", "gzip"]),
+            ("bs_f8", "H5T_IEEE_F64LE", halves, [bs], ["bitshuffle"]),
+            ("bs_gzip_f8", "H5T_IEEE_F64LE", halves, [bs, gz4], ["bitshuffle", "gzip"]),
+            ("shuffle_bs_lz4_f8", "H5T_IEEE_F64LE", halves, ["shuffle", bs, "lz4"],
+             ["shuffle", "bitshuffle", "lz4"]),
+            ("sb_i4", "H5T_STD_I32LE", big.tolist(), [sb], ["bitshuffle"]),
+            ("sb_gzip_i4", "H5T_STD_I32LE", big.tolist(), [sb, "gzip"], ["bitshuffle", "gzip"]),
+            ("sb_zstd_f8", "H5T_IEEE_F64LE", halves, [sb, "zstd"], ["bitshuffle", "zstd"]),
+            ("sb_odd_i2", "H5T_STD_I16LE", odd, [sb, "lz4"], ["bitshuffle", "lz4"])):
+        shape, chunks = ([5003], [5003]) if name == "sb_odd_i2" else ([300, 500], [100, 250])
+        out[name] = ({"type": t, "shape": shape, "creationProperties": {
+            "layout": {"class": "H5D_CHUNKED", "dims": chunks}, "filters": filters}},
+            values, names)
     out["fill"] = ({"type": "H5T_IEEE_F32LE", "shape": [20], "creationProperties": {
         "fillValue": -1.5}}, [float(i) if i < 10 else -1.5 for i in range(20)], [])
     out["vstr"] = ({"type": VSTR, "shape": [4]}, ["", "ascii", "\u00e9t\u00e9", "x" * 50], [])

@@ -145,6 +145,7 @@ def test_link_kinds_and_conflicts(dom):
     assert len(soft["hrefs"]) == 3
     ext = dom.ok("GET", f"/groups/{dom.root}/links/ext")["link"]
     assert ext == {"title": "ext", "class": "H5L_TYPE_EXTERNAL", "h5path": "/x",
+                   "file": "/home/test_user1/other.h5",
                    "h5domain": "/home/test_user1/other.h5"}
     bad = [{"id": g, "h5path": "/g"}, {}, {"id": "foobar"}, {"id": g, "class": "H5L_TYPE_SOFT"},
            "x"]

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from server.core import types, values
+from server.core import initializers, types, values
 from server.core.codecs import pipeline_for
 from server.core.errors import BadRequest, ServerError
 
@@ -53,7 +53,7 @@ class ChunkCodec:
     pad_short (decode pads short data by default: contiguous-ref layouts)."""
 
     def __init__(self, type_json, chunk_dims, filters=None, fill_value_json=None,
-                 fill_value_b64=None, layout_class=None):
+                 fill_value_b64=None, layout_class=None, initializer=None):
         info = types.type_info(type_json)
         try:
             dims = tuple(int(d) for d in chunk_dims)
@@ -75,6 +75,11 @@ class ChunkCodec:
         self._fill.flags.writeable = False
         self._fill_raw = values.to_bytes(self._fill, type_json, wire=False)
         self._fill_zero = not self.variable and not any(self._fill_raw)
+        try:
+            self.initializer = initializers.parse(initializer, type_json) \
+                if len(dims) == 1 else None
+        except BadRequest:      # one we cannot run (HSDS's chunklocator): fill, as HSDS
+            self.initializer = None   # does when an initializer fails
 
     # ---- properties -------------------------------------------------------
 
@@ -89,12 +94,22 @@ class ChunkCodec:
         """A new writable chunk holding the fill value everywhere."""
         return self._fill.copy()
 
+    def missing(self, index) -> np.ndarray:
+        """A never-written chunk (grid index `index`): the initializer's values where
+        the dataset has one, else the fill value. Writable."""
+        if self.initializer is None:
+            return self.fill_chunk()
+        return self.initializer.chunk(index, self.chunk_dims, self.dtype)
+
     def fill_bytes(self) -> bytes:
         """Raw bytes (before filters) of the fill chunk."""
         return self._fill_raw
 
     def is_fill(self, arr) -> bool:
-        """True when arr (a full chunk) stores exactly like a never-written chunk."""
+        """True when arr (a full chunk) stores exactly like a never-written chunk (never,
+        with an initializer: a missing chunk would read back as its values)."""
+        if self.initializer is not None:
+            return False
         arr = np.asarray(arr)
         if arr.shape != self.shape:
             raise BadRequest(f"chunk of shape {arr.shape}, expected {self.shape}")
@@ -191,7 +206,7 @@ def _doc_parts(dset_doc: dict):
     layout = cprops.get("layout") or dset_doc.get("layout") or {}
     return (dset_doc.get("type"), cprops.get("filters") or [], fill, encoding,
             layout.get("class") if isinstance(layout, dict) else None,
-            dset_doc.get("layout"), cprops.get("layout"))
+            cprops.get("initializer"), dset_doc.get("layout"), cprops.get("layout"))
 
 
 def codec_for(dset_doc: dict, chunk_dims=None) -> ChunkCodec:
@@ -214,15 +229,15 @@ def codec_for(dset_doc: dict, chunk_dims=None) -> ChunkCodec:
         if codec is not None:
             _cache.move_to_end(key)
             return codec
-    type_json, filters, fill, encoding, layout_class = parts[:5]
+    type_json, filters, fill, encoding, layout_class, initializer = parts[:6]
     if fill is not None and encoding is not None:
         if encoding != "base64":
             raise BadRequest(f"unsupported fillValue_encoding {encoding!r}")
         codec = ChunkCodec(type_json, chunk_dims, filters, fill_value_b64=fill,
-                           layout_class=layout_class)
+                           layout_class=layout_class, initializer=initializer)
     else:
         codec = ChunkCodec(type_json, chunk_dims, filters, fill_value_json=fill,
-                           layout_class=layout_class)
+                           layout_class=layout_class, initializer=initializer)
     with _cache_lock:
         _cache[key] = codec
         while len(_cache) > _CACHE_SIZE:

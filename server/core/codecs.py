@@ -9,25 +9,34 @@ stored and whose ``decode`` does the reverse:
   DEFLATE -> blosc codec ``zlib``, the others -> their name; level = the filter's
   ``level`` or 5.  SCALEOFFSET is accepted but not applied and, being a
   "compressor", hides any later one: such chunks are stored raw.
-* shuffle = an H5Z_FILTER_SHUFFLE filter exists and the type is not variable-length.
-* fletcher32, nbit, bitshuffle: no transformation (as HSDS 1.0.2).
+* shuffle = an H5Z_FILTER_SHUFFLE filter exists and the type is not variable-length;
+  its kind is decided by the FIRST such filter's name, as HSDS 1.0.2 does: named
+  "bitshuffle" -> bitshuffle-LZ4 (``bitshuffle_lz4``), any other name -> byte shuffle.
+* fletcher32, nbit and H5Z_FILTER_BITSHUFFLE: no transformation (HSDS 1.0.2 accepts
+  the bitshuffle filter -- what h5pyd sends -- and stores chunks as if it were
+  absent; verified by running it).
 
-Write: one blosc1 frame (cname, clevel, byte-shuffle flag if shuffle, typesize 1,
-automatic block size) -- or, without a compressor, the raw bytes unchanged (the same
-object: zero-copy), even when shuffle is listed.
+Write: with bitshuffle_lz4, the raw bytes first become a bitshuffle-LZ4 blob (the
+format of the bitshuffle HDF5 filter's LZ4 mode, 2048-element blocks, behind a
+12-byte header -- byte for byte what HSDS writes); then one blosc1 frame (cname,
+clevel, byte-shuffle flag if shuffle, typesize 1, automatic block size) -- or,
+without a compressor, the bytes as they are (the same object, zero-copy, when no
+blob is made), even when byte shuffle is listed.
 
 Read: with a compressor, a valid blosc1 frame is blosc-decompressed whatever its
 codec; otherwise a zlib/gzip stream (DEFLATE) or a zstd frame (ZSTD) -- the formats
 of classic HDF5 files, read through reference layouts -- is decompressed and then
 byte-unshuffled (typesize = itemsize) if shuffle is listed, as the HDF5 filters
 stored it; anything else is taken as raw bytes.  Shuffle without a compressor is a
-no-op both ways (that reads HSDS-written bytes correctly, §6.5).  HSDS 0.9 chunks
-of a dataset listing H5Z_FILTER_BITSHUFFLE (bitshuffle-LZ4 blobs, 12-byte big-endian
-header) are recognised and decoded.
+no-op both ways (that reads HSDS-written bytes correctly, §6.5).  Then, with
+bitshuffle_lz4, the blob is decoded; HSDS 0.9 chunks of a dataset listing
+H5Z_FILTER_BITSHUFFLE (the same blobs, which 0.9 wrote) are recognised by their
+header and length and decoded.  The bit transposes are numpy-vectorised (8x8 bit
+matrix transposes on u64 words, many blocks at a time); LZ4 is numcodecs'.
 
 Errors: undecodable stored data (a damaged frame or stream) -> ServerError (500); a
 compressor this build cannot write (snappy, lzf, szip) -> BadRequest on encode; a
-0.9 bitshuffle blob that cannot be decoded -> BadRequest.
+bitshuffle-LZ4 blob that cannot be decoded -> BadRequest.
 
 Threads: blosc's global thread count is set to the machine's cores (at most 8) and
 its threaded global context is used (``numcodecs.blosc.use_threads = True``), so one
@@ -44,8 +53,9 @@ from functools import lru_cache
 
 import numpy as np
 from numcodecs import blosc as _blosc
-from numcodecs import lz4 as _lz4
 
+from server.core.bitshuffle import (bitshuffle_lz4_decode, bitshuffle_lz4_encode,
+                                     is_bitshuffle_blob)
 from server.core.errors import BadRequest, ServerError
 from server.core.types import item_size, is_variable
 
@@ -86,10 +96,7 @@ _FLAG_BITSHUFFLE = 0x04
 _CODEC_NAMES = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
 _MAX_NBYTES = 2 ** 31 - 1 - BLOSC_HEADER_SIZE
 
-# HSDS 0.9 bitshuffle blobs (bitshuffle HDF5 filter, LZ4 mode)
-_BSHUF_HEADER = struct.Struct(">QI")
-_BSHUF_BLOCK_LEN = struct.Struct(">I")
-_LZ4_PREFIX = struct.Struct("<I")
+# bitshuffle-LZ4 blobs (bitshuffle HDF5 filter, LZ4 mode)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
@@ -250,70 +257,6 @@ def _transpose_bytes(buf, itemsize: int, planes_in: bool) -> bytes:
     return a[:n * itemsize].reshape(shape).T.tobytes() + a[n * itemsize:].tobytes()
 
 
-# ---- HSDS 0.9 bitshuffle-LZ4 blobs --------------------------------------------
-
-def is_bitshuffle_blob(buf, itemsize: int, nbytes=None) -> bool:
-    """Does `buf` look like a bitshuffle-LZ4 blob (STORAGE.md §6.5, HSDS 0.9)?
-    With `nbytes` (the expected raw chunk size): its length differs and the
-    header's size equals nbytes.  Without: the header is self-consistent."""
-    if len(buf) < _BSHUF_HEADER.size:
-        return False
-    total, block_bytes = _BSHUF_HEADER.unpack_from(buf, 0)
-    if nbytes is not None:
-        return len(buf) != nbytes and total == nbytes
-    return (0 < total <= _MAX_NBYTES and len(buf) != total and itemsize > 0
-            and total % itemsize == 0 and block_bytes > 0 and block_bytes % itemsize == 0
-            and (block_bytes // itemsize) % 8 == 0)
-
-
-def bit_unshuffle(buf, count: int, itemsize: int) -> np.ndarray:
-    """Undo bitshuffle's transpose of `count` elements (count a multiple of 8):
-    the input holds, per element byte b and bit j, a bit row of `count` bits
-    (least significant bit first); returns the elements' bytes as uint8."""
-    planes = np.frombuffer(buf, dtype=np.uint8, count=count * itemsize)
-    bits = np.unpackbits(planes.reshape(itemsize, 8, count // 8), axis=2, bitorder="little")
-    return np.packbits(bits.transpose(2, 0, 1), axis=2, bitorder="little").reshape(-1)
-
-
-def bitshuffle_lz4_decode(buf, itemsize: int) -> bytes:
-    """Decode a bitshuffle HDF5-filter LZ4 blob: 12-byte big-endian header (u64
-    raw bytes, u32 block size in bytes), blocks of (u32 BE compressed length, LZ4
-    block) of block-size elements, then a last block of the remaining elements
-    rounded down to a multiple of 8, then the leftover elements' bytes verbatim."""
-    mv = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
-    try:
-        total, block_bytes = _BSHUF_HEADER.unpack_from(mv, 0)
-        if itemsize < 1 or total % itemsize or block_bytes % itemsize or block_bytes == 0:
-            raise ValueError("inconsistent header")
-        count = total // itemsize
-        block = block_bytes // itemsize
-        if block % 8:
-            raise ValueError("block size is not a multiple of 8 elements")
-        sizes = [block] * (count // block)
-        last = (count % block) - (count % block) % 8
-        if last:
-            sizes.append(last)
-        out = bytearray()
-        pos = _BSHUF_HEADER.size
-        for n in sizes:
-            (clen,) = _BSHUF_BLOCK_LEN.unpack_from(mv, pos)
-            pos += 4
-            if pos + clen > len(mv):
-                raise ValueError("truncated block")
-            raw = _lz4.decompress(_LZ4_PREFIX.pack(n * itemsize) + bytes(mv[pos:pos + clen]))
-            if len(raw) != n * itemsize:
-                raise ValueError("block decompressed to the wrong size")
-            out += bit_unshuffle(raw, n, itemsize).tobytes()
-            pos += clen
-        leftover = (count % 8) * itemsize
-        if pos + leftover != len(mv):
-            raise ValueError("unexpected length")
-        out += mv[pos:pos + leftover]
-    except Exception as e:
-        raise BadRequest(f"cannot decode HSDS 0.9 bitshuffle-LZ4 chunk: {e}")
-    return bytes(out)
-
-
 # ---- the pipeline -------------------------------------------------------------
 
 def _filter_name(f) -> str:
@@ -345,11 +288,15 @@ class Pipeline:
 
     compressor: name of the first compression filter (None without one);
     cname: the blosc codec written (None when chunks are stored raw);
-    level, shuffle, bitshuffle (0.9 blobs may be met on read), itemsize
-    (None for variable-length types), variable."""
+    level; shuffle (byte shuffle: blosc's flag, or the HDF5 filter on raw streams);
+    bitshuffle_lz4 (chunks are bitshuffle-LZ4 blobs: the first H5Z_FILTER_SHUFFLE
+    filter is named "bitshuffle", as HSDS 1.0.2 understands it);
+    bitshuffle (an H5Z_FILTER_BITSHUFFLE filter: no transformation on write, as
+    HSDS 1.0.2; HSDS 0.9 blobs are recognised on read); itemsize (None for
+    variable-length types), variable."""
 
-    __slots__ = ("compressor", "cname", "level", "shuffle", "bitshuffle", "itemsize",
-                 "variable")
+    __slots__ = ("compressor", "cname", "level", "shuffle", "bitshuffle", "bitshuffle_lz4",
+                 "itemsize", "variable")
 
     def __init__(self, filters, type_json):
         if filters is None:
@@ -360,13 +307,15 @@ class Pipeline:
         self.itemsize = None if self.variable else item_size(type_json)
         self.compressor = None
         self.level = DEFAULT_LEVEL
-        has_shuffle = has_bitshuffle = False
+        shuffle_name = None             # name of the first H5Z_FILTER_SHUFFLE filter
+        has_bitshuffle = False
         for f in filters:
             if not isinstance(f, dict):
                 continue
             cls = f.get("class")
             if cls == "H5Z_FILTER_SHUFFLE":
-                has_shuffle = True
+                if shuffle_name is None:
+                    shuffle_name = _filter_name(f)
             elif cls == "H5Z_FILTER_BITSHUFFLE" or (
                     cls == "H5Z_FILTER_USER" and _filter_name(f) == "bitshuffle"):
                 has_bitshuffle = True
@@ -374,32 +323,36 @@ class Pipeline:
                 found = _compressor_of(f)
                 if found:
                     self.compressor, self.level = found
-        self.shuffle = has_shuffle and not self.variable
-        self.bitshuffle = has_bitshuffle and not self.variable
+        fixed = not self.variable
+        self.bitshuffle_lz4 = fixed and shuffle_name == "bitshuffle"
+        self.shuffle = fixed and shuffle_name is not None and not self.bitshuffle_lz4
+        self.bitshuffle = fixed and has_bitshuffle
         self.cname = (self.compressor if self.compressor not in _RAW_COMPRESSORS
                       else None)
 
     @property
     def compressed(self) -> bool:
-        """Are stored chunks blosc frames (i.e. is encode/decode real work)?"""
-        return self.cname is not None
+        """Is encode/decode real work (blosc frames or bitshuffle-LZ4 blobs)?"""
+        return self.cname is not None or self.bitshuffle_lz4
 
     @property
     def identity(self) -> bool:
         """Do encode and decode return their input unchanged?"""
-        return self.cname is None and not self.bitshuffle
+        return self.cname is None and not self.bitshuffle and not self.bitshuffle_lz4
 
     def __repr__(self):
         return (f"Pipeline(compressor={self.compressor!r}, level={self.level}, "
                 f"shuffle={self.shuffle}, bitshuffle={self.bitshuffle}, "
-                f"itemsize={self.itemsize})")
+                f"bitshuffle_lz4={self.bitshuffle_lz4}, itemsize={self.itemsize})")
 
     def encode(self, raw):
-        """Raw chunk bytes -> stored bytes (the input itself when not compressed)."""
+        """Raw chunk bytes -> stored bytes (the input itself when nothing applies)."""
+        if self.cname is not None and self.cname not in BLOSC_CODECS:
+            raise BadRequest(f"compressor {self.cname!r} is not supported for writing")
+        if self.bitshuffle_lz4:
+            raw = bitshuffle_lz4_encode(raw, self.itemsize)
         if self.cname is None:
             return raw
-        if self.cname not in BLOSC_CODECS:
-            raise BadRequest(f"compressor {self.cname!r} is not supported for writing")
         if self.cname == "zlib" and _zlib_ng is not None and len(raw):
             return zlib_frame(raw, self.level, self.shuffle)
         shuffle = _blosc.SHUFFLE if self.shuffle else _blosc.NOSHUFFLE
@@ -410,27 +363,33 @@ class Pipeline:
         """Stored bytes -> raw chunk bytes.
 
         nbytes: the expected raw size if known (fixed-size types), used to
-        recognise 0.9 bitshuffle blobs.  out: an optional writable C-contiguous
-        ndarray that a blosc frame of exactly out.nbytes is decompressed into
+        recognise bitshuffle-LZ4 blobs.  out: an optional writable C-contiguous
+        ndarray that a blosc frame or blob of exactly out.nbytes is decoded into
         (then `out` itself is returned).  Otherwise the result is a bytes-like
         object -- the input itself when nothing had to be done."""
         if self.identity or data is None:
             return data
+        if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
+            out = None
         buf = data
         if self.cname is not None:
             mv = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
             header = blosc_header(mv)
             if header is not None:
                 if (out is not None and header["nbytes"] == out.nbytes
-                        and out.flags.c_contiguous and out.flags.writeable):
+                        and not self.bitshuffle_lz4):
                     return _blosc_decode(mv, header, out)
                 buf = _blosc_decode(mv, header, None)
             elif self.cname == "zlib" and _is_zlib(mv):
                 buf = self._unshuffle(_zlib_decode(mv))
             elif self.cname == "zstd" and _zstd is not None and mv[:4] == _ZSTD_MAGIC:
                 buf = self._unshuffle(_zstd_decode(mv))
-        if self.bitshuffle and is_bitshuffle_blob(buf, self.itemsize, nbytes):
-            buf = bitshuffle_lz4_decode(buf, self.itemsize)
+        if self.bitshuffle_lz4:
+            # HSDS always stores blobs here; anything else is taken as raw bytes
+            if is_bitshuffle_blob(buf, self.itemsize, nbytes, same_size_ok=True):
+                return bitshuffle_lz4_decode(buf, self.itemsize, out)
+        elif self.bitshuffle and is_bitshuffle_blob(buf, self.itemsize, nbytes):
+            return bitshuffle_lz4_decode(buf, self.itemsize, out)
         return buf
 
     def _unshuffle(self, raw):

@@ -99,6 +99,11 @@ def chunk_id(dset_id: str, index, partition: int | None = None) -> str:
     return f"c{p}-{dset_id[2:]}_" + "_".join(str(int(i)) for i in index)
 
 
+def chunk_index(chunk: str) -> tuple:
+    """The grid index of a chunk id: 'c-..._3_0' -> (3, 0)."""
+    return tuple(int(i) for i in chunk.split("_")[1:])
+
+
 def chunk_key(chunk: str) -> str:
     body, suffix = chunk.split("_", 1)
     part = body[1:body.index("-")]

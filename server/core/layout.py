@@ -295,6 +295,8 @@ def creation_layout(type_json, shape_json, creation_props, settings_min=MIN_CHUN
         elif cls in (CONTIGUOUS, COMPACT):
             if "dims" in req:
                 raise BadRequest(f"{cls} layout takes no dims")
+            if maxdims is not None:       # HSDS 1.0.2: even maxdims equal to the dims
+                raise BadRequest(f"a dataset with maxdims cannot have the {cls} layout")
         else:
             _check_ref(req, cls, type_json, shape_class, dims, maxdims)
 
@@ -428,8 +430,8 @@ FILTERS = {
 }
 USER_FILTER = "H5Z_FILTER_USER"
 DEFAULT_COMPRESSORS = ("blosclz", "lz4", "lz4hc", "gzip", "zstd", "deflate")
-ALWAYS_SUPPORTED = ("H5Z_FILTER_SHUFFLE", "H5Z_FILTER_FLETCHER32", "H5Z_FILTER_NBIT",
-                    "H5Z_FILTER_SCALEOFFSET")
+ALWAYS_SUPPORTED = ("H5Z_FILTER_SHUFFLE", "H5Z_FILTER_BITSHUFFLE", "H5Z_FILTER_FLETCHER32",
+                    "H5Z_FILTER_NBIT", "H5Z_FILTER_SCALEOFFSET")
 _BY_ID = {v[0]: k for k, v in FILTERS.items()}
 _BY_NAME = {}
 for _cls, (_id, _name, _others) in FILTERS.items():
@@ -507,6 +509,8 @@ def _normalize_filter(entry) -> tuple:
     fid, name, _ = FILTERS[cls]
     if given_name is not None:
         named = _class_by_name(given_name)
+        if cls == "H5Z_FILTER_SHUFFLE" and named == "H5Z_FILTER_BITSHUFFLE":
+            named = cls         # HSDS 1.0.2: a shuffle filter named bitshuffle bit-shuffles
         if named is not None and named != cls:
             raise BadRequest(f"filter name {given_name!r} does not match class {given_cls}")
         if named == cls:
@@ -521,7 +525,7 @@ def normalize_filters(filters, compressors=None) -> list:
     """creationProperties.filters -> a list of {"class", "id", "name", …} (§10.3).
 
     compressors: the compressor names the server offers (domain `compressors`);
-    filters other than shuffle/fletcher32/nbit/scaleoffset and those -> 400."""
+    filters other than shuffle/bitshuffle/fletcher32/nbit/scaleoffset and those -> 400."""
     if not isinstance(filters, list):
         raise BadRequest("filters must be a list")
     supported = _supported_classes(compressors)

@@ -47,7 +47,8 @@ def parse_shape(shape, *, attribute: bool = False) -> dict:
 
 
 def parse_maxdims(shape: dict, maxdims) -> dict:
-    """Add a dataset's maxdims (0 or 'H5S_UNLIMITED' = unlimited) to its shape."""
+    """Add a dataset's maxdims (0 or 'H5S_UNLIMITED' = unlimited) to its shape; an
+    unlimited extent is stored and shown as 'H5S_UNLIMITED', as HSDS 1.0.2 does."""
     if maxdims is None:
         return shape
     if shape["class"] != "H5S_SIMPLE":
@@ -64,7 +65,7 @@ def parse_maxdims(shape: dict, maxdims) -> dict:
         limit = _extent(limit, "maxdims")
         if limit and limit < extent:
             raise BadRequest("maxdims is smaller than the shape")
-        out.append(limit)
+        out.append(limit or UNLIMITED)
     return {**shape, "maxdims": out}
 
 

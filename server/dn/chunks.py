@@ -13,7 +13,7 @@ import numpy as np
 from ..core import types, values
 from ..core.chunks import codec_for
 from ..core.errors import BadRequest
-from ..core.ids import chunk_key
+from ..core.ids import chunk_index, chunk_key
 from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
 
@@ -63,7 +63,7 @@ class ChunkOps:
             return self._fields(codec, arr)
 
         def missing():
-            return self._fields(codec, codec.fill_chunk())
+            return self._fields(codec, codec.missing(chunk_index(chunk)))
 
         bk = (req.bucket, chunk_key(chunk))
         if ref and self.node.chunks.cached(bk) is None:

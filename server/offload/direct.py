@@ -31,7 +31,7 @@ async def fetch_chunk(store, job: Job, task, codec):
     try:
         data = await store.get(job.bucket, chunk_key(job.chunk_id(task)))
     except NotFound:
-        return codec.decode(None, writable=False)
+        return codec.missing(task.index)
     if codec.compressed:
         return await loop.run_in_executor(None, lambda: codec.decode(data, writable=False))
     return codec.decode(data, writable=False)

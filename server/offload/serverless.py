@@ -93,7 +93,7 @@ class LambdaExecutor:
         dataset = {"id": job.dset["id"], "type": job.type, "shape": job.dset["shape"],
                    "layout": {"class": "H5D_CHUNKED", "dims": list(job.chunk_dims)},
                    "filters": props.get("filters") or []}
-        for key in ("fillValue", "fillValue_encoding"):
+        for key in ("fillValue", "fillValue_encoding", "initializer"):
             if key in props:
                 dataset[key] = props[key]
         chunks = []
@@ -164,7 +164,7 @@ class LambdaExecutor:
                 out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape)
             else:
                 codec = codec or codec_for(job.dset, job.chunk_dims)
-                out[task.out_sel] = codec.fill_chunk()[task.chunk_sel]
+                out[task.out_sel] = codec.missing(task.index)[task.chunk_sel]
         return True
 
     async def read(self, job: Job, tasks, out, kind: str, per_call: int) -> tuple:

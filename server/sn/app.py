@@ -10,7 +10,7 @@ from ..web import error_middleware, json_response
 from ..offload.direct import DirectExecutor
 from ..offload.dispatch import Dispatcher
 from ..offload.serverless import LambdaExecutor
-from . import attributes, datasets, domains, links, objects, values
+from . import attributes, create, datasets, domains, links, objects, values
 from .service import API_VERSION, CALLER, SERVICE, VIA, Service, service
 
 log = logging.getLogger("h5cloud.sn")
@@ -138,11 +138,11 @@ def make_app(svc: Service) -> web.Application:
     r.add_put("/acls/{user}", domains.put_acl)
     r.add_post("/", objects.post_domain)
     r.add_get("/groups", objects.list_collection)
-    r.add_post("/groups", objects.post_group)
+    r.add_post("/groups", create.post_group)
     r.add_get("/datatypes", objects.list_collection)
-    r.add_post("/datatypes", objects.post_datatype)
+    r.add_post("/datatypes", create.post_datatype)
     r.add_get("/datasets", objects.list_collection)
-    r.add_post("/datasets", datasets.post_dataset)
+    r.add_post("/datasets", create.post_dataset)
     r.add_get("/datasets/{id}/shape", datasets.get_shape)
     r.add_put("/datasets/{id}/shape", datasets.put_shape)
     r.add_get("/datasets/{id}/type", datasets.get_type)

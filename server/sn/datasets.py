@@ -1,16 +1,13 @@
 """Datasets (REST_API.md §10): create, shape and type, resize. GET and DELETE of the
 object itself are the generic ones in objects.py; values are in values.py."""
-import asyncio
 
-from ..core import layout, shapes
+from ..core import initializers, layout, shapes
 from ..core.errors import BadRequest
 from ..core.types import for_clients
 from ..web import json_response, read_json
-from .objects import (created_json, create_object, load_object, object_op, place_new,
-                      resolve_type)
-from .params import flag
+from .objects import load_object, object_op, resolve_type
 from .service import COMPRESSORS, href, require_domain, service
-from .values import clear_region, write_json_value
+from .values import clear_region
 
 
 async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
@@ -31,6 +28,7 @@ async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
             raise BadRequest("a null-space dataset has no filters")
         props["filters"] = layout.normalize_filters(props["filters"], COMPRESSORS)
     layout.check_fill_value(props, type_json)
+    initializers.check(props, type_json, shapes.dims_of(shape))
     settings = svc.settings
     _, stored = layout.creation_layout(type_json, shape, props, settings.min_chunk_size,
                                        settings.max_chunk_size)
@@ -40,33 +38,6 @@ async def dataset_fields(svc, target, domain_doc, body: dict) -> dict:
         if (table.get("shape") or {}).get("class") != "H5S_SIMPLE":
             raise BadRequest("the chunk table must be a simple dataset")
     return {"type": type_json, "shape": shape, "creationProperties": stored}
-
-
-async def post_dataset(request):
-    """POST /datasets: one dataset, or h5pyd 1.0's list of datasets with client ids
-    (and small initial values)."""
-    svc = service(request)
-    target, domain_doc = await require_domain(request, "create")
-    body = await read_json(request)
-    items = body if isinstance(body, list) else [body]
-    if not all(isinstance(item, dict) for item in items):
-        raise BadRequest("expected a JSON object")
-    fields = await asyncio.gather(*(dataset_fields(svc, target, domain_doc, item)
-                                    for item in items))
-    made = []
-    for item, doc_fields in zip(items, fields):
-        place = None
-        if not isinstance(body, list):
-            place = await place_new(svc, target, domain_doc, item, "d",
-                                    flag(request.query, "implicit"))
-        doc = await create_object(svc, target, domain_doc, "d", doc_fields, place,
-                                  item.get("id"))
-        if item.get("value") is not None:
-            await write_json_value(svc, target, doc, item["value"])
-        made.append(doc)
-    if isinstance(body, list):
-        return json_response({"objects": [created_json(d) for d in made]}, status=201)
-    return json_response(created_json(made[0]), status=201)
 
 
 def _refs(request, target, dset_id, root_id, tail):

@@ -5,7 +5,8 @@ import fnmatch
 from ..core import ids
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
-from .objects import check_member, load_object, object_op, per_object, walk_groups
+from .objects import (check_member, client_link, load_object, object_op, per_object,
+                      walk_groups)
 from .params import flag, int_param
 from .service import href, require_domain, service
 
@@ -59,7 +60,7 @@ def public_link(title: str, link: dict, request=None, target=None, full=True) ->
     else:
         out["h5path"] = link.get("h5path")
         if out["class"] == EXTERNAL:
-            out["h5domain"] = link.get("file", link.get("h5domain"))
+            out["file"] = out["h5domain"] = link.get("file", link.get("h5domain"))
     if "created" in link:
         out["created"] = link["created"]
     if full and request is not None:
@@ -163,7 +164,7 @@ async def list_links(request):
         for gid, gdoc in groups.items():
             items = _page(ordered_links(gdoc, create_order), lambda kv: kv[0], None,
                           remaining, pattern)
-            out[gid] = [{**l, "title": t} for t, l in items]
+            out[gid] = [{**client_link(l), "title": t} for t, l in items]
             if remaining is not None:
                 remaining = max(0, remaining - len(items))
         return json_response({"links": out, "hrefs": _list_hrefs(request, target, grp_id)})
@@ -221,7 +222,7 @@ async def post_links(request):
             return [public_link(l["title"], l, full=False) for l in found["links"]]
         doc = await load_object(svc, target, domain_doc, gid, "g")
         items = _page(ordered_links(doc, create_order), lambda kv: kv[0], None, limit, pattern)
-        return [{**l, "title": t} for t, l in items]
+        return [{**client_link(l), "title": t} for t, l in items]
 
     if follow:
         out = {}
@@ -230,7 +231,7 @@ async def post_links(request):
             for sub_id, sub_doc in (await walk_groups(svc, target, root_doc)).items():
                 items = _page(ordered_links(sub_doc, create_order), lambda kv: kv[0], None,
                               None, pattern)
-                out[sub_id] = [{**l, "title": t} for t, l in items]
+                out[sub_id] = [{**client_link(l), "title": t} for t, l in items]
         return json_response({"links": out})
     results = await asyncio.gather(*(links_of(g, n) for g, n in wanted.items()))
     if len(wanted) == 1 and grp_ids is None:

@@ -170,17 +170,18 @@ async def alias_of(svc, bucket: str, root_id: str, obj_id: str) -> list:
 
 # ---- presentation -------------------------------------------------------------
 
-def client_links(links: dict) -> dict:
-    """Stored links as clients read them: an external link names its target under both
+def client_link(link: dict) -> dict:
+    """A stored link as clients read it: an external link names its target under both
     `file` and `h5domain` (h5pyd 1.0 reads `file`, 0.24 `h5domain`; stored links carry
     one or the other depending on which HSDS and which request made them)."""
-    out = {}
-    for title, link in links.items():
-        if ("file" in link) != ("h5domain" in link):
-            target = link.get("file", link.get("h5domain"))
-            link = {**link, "file": target, "h5domain": target}
-        out[title] = link
-    return out
+    if ("file" in link) != ("h5domain" in link):
+        target = link.get("file", link.get("h5domain"))
+        link = {**link, "file": target, "h5domain": target}
+    return link
+
+
+def client_links(links: dict) -> dict:
+    return {title: client_link(link) for title, link in links.items()}
 
 
 def client_attributes(attrs: dict) -> dict:
@@ -466,68 +467,3 @@ async def create_object(svc, target, domain_doc, prefix: str, fields: dict, plac
             await object_op(svc, target, parent_id, "delete_links", {"titles": [title]})
         raise stored if isinstance(stored, Exception) else linked
     return doc
-
-
-def created_json(doc: dict) -> dict:
-    out = {"id": doc["id"], "root": doc["root"], "created": doc["created"],
-           "lastModified": doc["lastModified"], "attributeCount": len(doc["attributes"])}
-    if doc["id"][0] == "g":
-        out["linkCount"] = len(doc.get("links") or {})
-    else:
-        out["type"] = types.for_clients(doc.get("type"))
-    if doc["id"][0] == "d":
-        out["shape"] = doc.get("shape")
-    return out
-
-
-async def post_group(request):
-    """POST /groups: one group (body null/{} or with link / h5path), or h5pyd 1.0's list
-    of groups with client-chosen ids."""
-    svc = service(request)
-    target, domain_doc = await require_domain(request, "create")
-    body = await read_json(request)
-    if isinstance(body, list):
-        made = await asyncio.gather(*(create_object(
-            svc, target, domain_doc, "g", _group_fields(item), None, _client_id(item))
-            for item in body))
-        return json_response({"objects": [created_json(d) for d in made]}, status=201)
-    body = body if isinstance(body, dict) else {}
-    place = await place_new(svc, target, domain_doc, body, "g", flag(request.query, "implicit"))
-    doc = await create_object(svc, target, domain_doc, "g", _group_fields(body), place,
-                              body.get("id"))
-    return json_response(created_json(doc), status=201)
-
-
-def _client_id(item):
-    if not isinstance(item, dict):
-        raise BadRequest("each item must be an object")
-    return item.get("id")
-
-
-def _group_fields(body: dict) -> dict:
-    props = body.get("creationProperties")
-    return {"creationProperties": props if props is not None else {}}
-
-
-async def post_datatype(request):
-    """POST /datatypes: a committed type (body {"type": ...}), or a list of them."""
-    svc = service(request)
-    target, domain_doc = await require_domain(request, "create")
-    body = await read_json(request)
-    items = body if isinstance(body, list) else [body]
-    made = []
-    for item in items:
-        if not isinstance(item, dict) or "type" not in item:
-            raise BadRequest("a datatype needs a type")
-        if isinstance(item["type"], str) and item["type"].startswith("t-"):
-            raise BadRequest("a committed type cannot be made from another's id")
-        type_json = types.normalize_type(item["type"])
-        place = None
-        if not isinstance(body, list):
-            place = await place_new(svc, target, domain_doc, item, "t",
-                                    flag(request.query, "implicit"))
-        made.append(await create_object(svc, target, domain_doc, "t", {"type": type_json},
-                                        place, item.get("id")))
-    if isinstance(body, list):
-        return json_response({"objects": [created_json(d) for d in made]}, status=201)
-    return json_response(created_json(made[0]), status=201)

@@ -46,7 +46,20 @@ with h5pyd.File(path, "w", **kw) as f:
     f.create_dataset("ext", shape=(10,), maxshape=(None,), dtype="i4", chunks=(4,))
     f["ext"][:] = np.arange(10)
     f.create_dataset("bools", data=np.array([True, False, True]))
+    # computed by the server chunk by chunk: element i = 10 + 2 i
+    f.create_dataset("arange", (40,), dtype="i8", chunks=(16,), initializer="arange",
+                     initializer_opts=["--start=10", "--step=2"])
+    f.create_dataset("nanfill", (6,), dtype="f4", fillvalue=np.nan, maxshape=(None,))
+    f["nanfill"][2] = 1.0
 step("write")
+
+with h5pyd.File(path, "r", **kw) as f:
+    assert np.array_equal(f["arange"][...], 10 + 2 * np.arange(40)), f["arange"][...]
+    assert f["arange"][20] == 50
+    nan = f["nanfill"]
+    assert np.isnan(nan.fillvalue) and nan.maxshape == (None,), (nan.fillvalue, nan.maxshape)
+    assert nan[2] == 1.0 and np.isnan(nan[[0, 1, 3, 4, 5]] if not OLD else nan[3:]).all()
+step("initializer and NaN fill")
 
 with h5pyd.File(path, "r", **kw) as f:
     d = f["f32"]
