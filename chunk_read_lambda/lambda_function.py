@@ -78,7 +78,7 @@ def fetch(bucket: str, item: dict):
 def dataset_doc(event) -> dict:
     d = event["dataset"]
     props = {"layout": d.get("layout") or {}, "filters": d.get("filters") or []}
-    for key in ("fillValue", "fillValue_encoding"):
+    for key in ("fillValue", "fillValue_encoding", "initializer"):
         if key in d:
             props[key] = d[key]
     return {"id": d["id"], "type": d["type"], "shape": d["shape"],
@@ -127,7 +127,8 @@ def run(event) -> dict:
         if data is None and kind != "query":     # the SN fills it, as for a DN answer
             parts.append({"id": item["id"], "offset": offset, "size": 0, "found": False})
             continue
-        arr = codec.decode(data, pad=bool(item.get("s3")), writable=False)
+        arr = codec.missing(ids.chunk_index(item["id"])) if data is None else \
+            codec.decode(data, pad=bool(item.get("s3")), writable=False)
         piece, hits = select(kind, item, arr, doc["type"], query)
         parts.append({"id": item["id"], "offset": offset, "size": len(piece), "found": True})
         if hits is not None:
