@@ -26,8 +26,17 @@ class Settings:
     aws_region: str = "us-east-1"
     aws_access_key_id: str = ""
     aws_secret_access_key: str = ""
+    # storage faults: S3 calls are retried by botocore (this mode, this many attempts in
+    # all) and bounded by these timeouts; one storage operation, retries included, by
+    # storage_timeout (below the SN's 60 s wait for a DN); a failure then answers 503
+    s3_connect_timeout: float = 10.0
+    s3_read_timeout: float = 30.0
+    s3_max_attempts: int = 5
+    s3_retry_mode: str = "standard"
+    storage_timeout: float = 45.0
     allow_any_bucket_read: bool = True
     allow_any_bucket_write: bool = True
+    allowed_buckets: list = dataclasses.field(default_factory=list)  # empty: any bucket
     # processes
     bind_address: str = "127.0.0.1"
     sn_port: int = 5101
@@ -45,6 +54,7 @@ class Settings:
     default_public: bool = False
     # limits
     max_request_size: int = 100 * 1024**2
+    max_json_body: int = 16 * 1024**2   # JSON bodies other than dataset values; 0: no own limit
     min_chunk_size: int = 1024**2
     max_chunk_size: int = 4 * 1024**2
     max_chunks_per_folder: int = 0

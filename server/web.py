@@ -5,9 +5,11 @@ import logging
 from aiohttp import web
 
 from .core.errors import BadRequest, HttpError
+from .core.limits import MAX_JSON_DEPTH, json_depth_ok, safe_header
 
 log = logging.getLogger("h5cloud.web")
 JSON_TYPE = "application/json"
+RETRY_AFTER = "2"      # seconds, on every 503
 
 
 def json_response(data, status: int = 200, headers=None) -> web.Response:
@@ -17,10 +19,14 @@ def json_response(data, status: int = 200, headers=None) -> web.Response:
 
 
 def error_response(status: int, message: str) -> web.Response:
-    # the reason phrase repeats the message (h5pyd shows rsp.reason); keep it one clean line
-    reason = " ".join(str(message).split())[:200].encode("ascii", "replace").decode()
+    # the reason phrase repeats the message (h5pyd shows rsp.reason): one line of printable
+    # ASCII, whatever user text the message quotes (a control character breaks a response)
+    reason = safe_header(message)
     body = json.dumps({"error": message, "status": status}).encode("utf-8")
-    return web.Response(body=body, status=status, reason=reason or None,
+    # 503 is "try again later" (storage or data nodes down, overload): say when; h5pyd's
+    # retries wait that long (urllib3 honours Retry-After on 503)
+    headers = {"Retry-After": RETRY_AFTER} if status == 503 else None
+    return web.Response(body=body, status=status, reason=reason or None, headers=headers,
                         content_type=JSON_TYPE, charset="utf-8")
 
 
@@ -28,10 +34,16 @@ def parse_json(raw: bytes):
     """A JSON body (NaN/Infinity allowed); empty or 'null' -> None; else 400."""
     if not raw or not raw.strip():
         return None
+    too_deep = BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
     try:
-        return json.loads(raw)
+        value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
         raise BadRequest(f"body is not valid JSON: {e}") from None
+    except RecursionError:
+        raise too_deep from None
+    if not json_depth_ok(value):
+        raise too_deep
+    return value
 
 
 async def read_body(request: web.Request) -> bytes | bytearray:

@@ -1,6 +1,7 @@
 """Datasets and their values over plain HTTP on real SN + DN processes (POSIX and S3):
 creation properties, selections, binary and JSON values, points, resize and append,
 fill values, filters, queries, broadcast, streaming and 413."""
+import math
 import time
 import uuid
 from pathlib import Path
@@ -183,6 +184,27 @@ def test_types_round_trip(dom):
     assert dom.ok("GET", f"/datasets/{bid}/value")["value"] == [True, False, True]
 
 
+def test_array_type_values(dom):
+    """Elements of an array type: fill, JSON and binary, hyperslabs and points (an answer
+    array once got the type's dims twice)."""
+    for dims, shape in (([2], [3]), ([2, 2], [3, 2]), (3, [4]), ([1], [5])):
+        inner = [dims] if isinstance(dims, int) else dims
+        did = dom.dataset({"class": "H5T_ARRAY", "base": "H5T_STD_I32LE", "dims": dims}, shape)
+        assert dom.ok("GET", f"/datasets/{did}/value")["value"] == \
+            np.zeros(shape + inner, "i4").tolist()
+        arr = np.arange(math.prod(shape + inner), dtype="<i4").reshape(shape + inner)
+        dom.put_bin(did, arr)
+        assert dom.ok("GET", f"/datasets/{did}/value")["value"] == arr.tolist()
+        assert np.array_equal(dom.get_bin(did, "<i4"), arr.reshape(-1))
+        select = "[1:3" + ",:" * (len(shape) - 1) + "]"
+        part = dom.ok("GET", f"/datasets/{did}/value", params={"select": select})["value"]
+        assert part == arr[1:3].tolist()
+        pts = [[1] + [0] * (len(shape) - 1), [2] + [0] * (len(shape) - 1)] if len(shape) > 1 \
+            else [1, 2]
+        got = dom.ok("POST", f"/datasets/{did}/value", json={"points": pts})["value"]
+        assert got == [arr[tuple(p) if len(shape) > 1 else p].tolist() for p in pts]
+
+
 def test_points_and_broadcast(dom):
     arr = np.arange(100, dtype="<i4").reshape(10, 10)
     did = dom.dataset(I32, [10, 10])
@@ -288,6 +310,35 @@ def test_queries(dom):
     plain = dom.dataset(I32, [10])
     assert dom.req("GET", f"/datasets/{plain}/value", params={"query": "x > 1"}).status_code \
         == 400
+
+
+def test_queries_of_simple_datasets(dom):
+    """A non-compound dataset's elements are `_` in a query (HSDS 1.0.2, h5pyd 1.0's
+    dset[..., query=]): the matching values in C order of the selection, any rank, any
+    number of chunks; AND/OR spell & and |."""
+    arr = np.fromfunction(lambda i, j: i * 10.0 + j / 10.0, (40, 80), dtype="f4")
+    did = dom.dataset("H5T_IEEE_F32LE", [40, 80],
+                      creationProperties={"layout": {"class": "H5D_CHUNKED", "dims": [7, 9]}})
+    dom.put_bin(did, arr)
+    for query, select, want in (
+            ("_ > 100.0 AND _ < 200.0", None, arr[(arr > 100) & (arr < 200)]),
+            ("(_ < 3) | (_ > 395)", None, arr[(arr < 3) | (arr > 395)]),
+            ("_ > 395", "[38:40,0:80]", arr[38:40][arr[38:40] > 395]),
+            ("_ > 2", "[0:3,10:20:3]", arr[0:3, 10:20:3][arr[0:3, 10:20:3] > 2])):
+        params = {"query": query, **({"select": select} if select else {})}
+        got = dom.ok("GET", f"/datasets/{did}/value", params=params)["value"]
+        assert got == want.tolist(), (query, select)
+        assert np.array_equal(dom.get_bin(did, "<f4", **params), want)
+    limited = dom.ok("GET", f"/datasets/{did}/value", params={"query": "_ >= 0", "Limit": 5})
+    assert limited["value"] == arr.reshape(-1)[:5].tolist()
+    ints = dom.dataset("H5T_STD_I32LE", [20])
+    dom.put_bin(ints, np.arange(20, dtype="<i4"))
+    assert dom.ok("GET", f"/datasets/{ints}/value", params={"query": "_ > 15"})["value"] == \
+        [16, 17, 18, 19]
+    for bad in ("x > 15", "_ >", "a > 1 AND"):
+        assert dom.req("GET", f"/datasets/{ints}/value", params={"query": bad}).status_code == 400
+    assert dom.req("PUT", f"/datasets/{ints}/value", params={"query": "_ > 15"},
+                   json={"_": 1}).status_code == 400
 
 
 def test_delete_dataset_removes_chunks(dom, server):

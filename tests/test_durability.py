@@ -69,3 +69,45 @@ def test_sn_answers_503_until_dns_are_up(tmp_path):
     finally:
         cluster.stop()
         proc.wait(10)
+
+
+
+def test_a_chunk_being_written_is_never_evicted_first():
+    """A cache full of changes not yet stored: the entry a write just made, or fetched
+    before an await, is what its change lands in (it once was evicted first: KeyError in
+    changed(), a 500, and the rest of the batch lost)."""
+    import asyncio
+
+    import numpy as np
+
+    from server.dn.cache import WriteBackCache
+    from server.storage.memory import MemoryStore
+
+    async def scenario():
+        cache = WriteBackCache(MemoryStore(), 4000, "chunk")
+        cache._drain = _never                           # keep the dirty entries in memory
+        encode = bytes
+        for i in range(4):                               # 4 x 1000 bytes: full of changes
+            cache.insert(("b", f"k{i}"), np.zeros(1000, "u1"), encode, stored=False)
+            cache.changed(("b", f"k{i}"))
+        fresh = cache.insert(("b", "new"), np.ones(1000, "u1"), encode, stored=False)
+        cache.changed(("b", "new"))                      # was: KeyError
+        assert cache.cached(("b", "new")) is fresh and cache.is_dirty(("b", "new"))
+        # fetched clean, then evicted during another chunk's load: put back, not lost
+        clean = cache.insert(("b", "clean"), np.full(1000, 7, "u1"), encode)
+        cache._bytes += 10 ** 6                          # pressure: the next insert evicts
+        cache._evict()
+        cache._bytes -= 10 ** 6
+        assert cache.cached(("b", "clean")) is None
+        live = cache.live(("b", "clean"), clean)
+        live.value[0] = 9
+        cache.changed(("b", "clean"))
+        assert cache.cached(("b", "clean")).value[0] == 9 and cache.is_dirty(("b", "clean"))
+        # replaced meanwhile (a reload or a whole-chunk write): the change goes there
+        newer = cache.insert(("b", "clean"), np.full(1000, 5, "u1"), encode)
+        assert cache.live(("b", "clean"), clean) is newer
+
+    async def _never():
+        return None
+
+    asyncio.run(scenario())

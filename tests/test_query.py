@@ -148,8 +148,13 @@ def test_error_messages_say_why():
         parse_query("stock_symbol == b'AAPL", STOCKS)
     with pytest.raises(BadRequest, match="'='"):
         parse_query("open = 1", STOCKS)
-    with pytest.raises(BadRequest, match="only supported for compound"):
+    with pytest.raises(BadRequest, match="unknown name 'x'"):   # elements are `_`
         parse_query("x > 1", np.dtype("<i4"))
+    with pytest.raises(BadRequest, match="compound dataset or one of numbers"):
+        parse_query("_ > 1", np.dtype(("<i4", (2,))))
+    values = np.arange(12, dtype="<i4").reshape(3, 4)
+    assert np.array_equal(parse_query("_ > 2 AND _ < 5 OR _ == 11", "<i4").mask(values),
+                          ((values > 2) & (values < 5)) | (values == 11))
     with pytest.raises(BadRequest):
         parse_query(None, STOCKS)
     with pytest.raises(BadRequest, match="nested too deeply"):

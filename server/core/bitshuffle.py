@@ -8,7 +8,7 @@ import struct
 import numpy as np
 from numcodecs import lz4 as _lz4
 
-from server.core.errors import BadRequest
+from server.core.errors import ServerError
 
 _MAX_NBYTES = 2 ** 31 - 1 - 16          # the largest chunk a blosc1 frame can hold
 _BSHUF_HEADER = struct.Struct(">QI")
@@ -92,6 +92,15 @@ def is_bitshuffle_blob(buf, itemsize: int, nbytes=None, same_size_ok=False) -> b
             and (block_bytes // itemsize) % 8 == 0)
 
 
+def blob_bound(nbytes: int, itemsize) -> int:
+    """The most bytes a bitshuffle-LZ4 blob of nbytes raw bytes can take: the header,
+    and per block a length and LZ4's worst case (n + n/255 + 16), for blocks of at
+    least 128 elements (bitshuffle's smallest recommended; HSDS writes 2048)."""
+    itemsize = max(1, int(itemsize or 1))
+    blocks = nbytes // (128 * itemsize) + 2
+    return _BSHUF_HEADER.size + nbytes + nbytes // 255 + 20 * blocks + 8 * itemsize
+
+
 def bitshuffle_lz4_encode(raw, itemsize: int, block: int = BITSHUFFLE_BLOCK) -> bytes:
     """Raw chunk bytes -> a bitshuffle-LZ4 blob, byte for byte what HSDS 1.0.2
     stores for a shuffle filter named "bitshuffle" (bitshuffle.compress_lz4 with
@@ -123,11 +132,13 @@ def bitshuffle_lz4_encode(raw, itemsize: int, block: int = BITSHUFFLE_BLOCK) -> 
     return b"".join(parts)
 
 
-def bitshuffle_lz4_decode(buf, itemsize: int, out=None):
+def bitshuffle_lz4_decode(buf, itemsize: int, out=None, limit=None):
     """Decode a bitshuffle-LZ4 blob (either HSDS's 1.0.2 bitshuffle chunks or 0.9's)
     -> the raw bytes; into `out` (a writable C-contiguous ndarray of exactly the
     header's size) when given, then returning `out`.  Any block size in the header
-    is read.  Undecodable -> BadRequest."""
+    is read.  A header size above `limit` is refused before anything is allocated;
+    each LZ4 block inflates into its own fixed-size block (never more).  Undecodable
+    (damaged, truncated, too large) -> ServerError "damaged chunk: ..."."""
     mv = memoryview(buf).cast("B") if not isinstance(buf, (bytes, bytearray)) else buf
     try:
         total, block_bytes = _BSHUF_HEADER.unpack_from(mv, 0)
@@ -139,6 +150,8 @@ def bitshuffle_lz4_decode(buf, itemsize: int, out=None):
             raise ValueError("block size is not a multiple of 8 elements")
         if total > _MAX_NBYTES:
             raise ValueError("implausible size")
+        if limit is not None and total > limit:
+            raise ValueError(f"inflates beyond {limit} bytes: its header says {total}")
         if out is not None and out.nbytes == total:
             dst = out.reshape(-1).view(np.uint8)
         else:
@@ -179,5 +192,5 @@ def bitshuffle_lz4_decode(buf, itemsize: int, out=None):
             raise ValueError("unexpected length")
         dst[done:] = np.frombuffer(mv, dtype=np.uint8, count=leftover * itemsize, offset=pos)
     except Exception as e:
-        raise BadRequest(f"cannot decode bitshuffle-LZ4 chunk: {e}")
+        raise ServerError(f"damaged chunk: cannot decode bitshuffle-LZ4 blob: {e}") from None
     return out if out is not None else dst.tobytes()

@@ -10,9 +10,12 @@ pipeline (core.codecs) and fill value:
   bytes must be at least prod(chunk dims) x itemsize -- a shorter chunk is a
   damaged chunk (ServerError, 500) except with ``pad=True`` (contiguous-ref
   virtual chunks, whose last range may end at the end of the file: zero padded);
-  a longer one is truncated to the full chunk (lenient: extra bytes are ignored,
-  as trailing bytes are for variable-length chunks).  Variable-length types:
-  values.from_bytes of the wire=False form.
+  a longer unfiltered one is truncated to the full chunk (lenient: extra bytes are
+  ignored, as trailing bytes are for variable-length chunks), while a filtered one
+  must not decode beyond the chunk (the pipeline refuses before allocating: bombs).
+  Variable-length types: values.from_bytes of the wire=False form, decoded to at
+  most codecs.MAX_DECODED_BYTES.  Any failure to decode stored bytes is a
+  ServerError "damaged chunk: ..." and nothing else.
 * ``to_raw(arr)`` (values.to_bytes, wire=False) then ``compress(raw)``
   (pipeline.encode) == ``encode(arr)``; split so that compression can run off the
   event loop.
@@ -148,7 +151,8 @@ class ChunkCodec:
             try:
                 return values.from_bytes(raw, self.type, shape)
             except BadRequest as e:
-                raise ServerError(f"damaged variable-length chunk: {e.message}")
+                raise ServerError(f"damaged chunk: variable-length data: {e.message}") \
+                    from None
         full = types.full_shape(self.type, shape)
         expected = math.prod(shape) * self.itemsize
         out = None

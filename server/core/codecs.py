@@ -34,9 +34,20 @@ H5Z_FILTER_BITSHUFFLE (the same blobs, which 0.9 wrote) are recognised by their
 header and length and decoded.  The bit transposes are numpy-vectorised (8x8 bit
 matrix transposes on u64 words, many blocks at a time); LZ4 is numcodecs'.
 
-Errors: undecodable stored data (a damaged frame or stream) -> ServerError (500); a
-compressor this build cannot write (snappy, lzf, szip) -> BadRequest on encode; a
-bitshuffle-LZ4 blob that cannot be decoded -> BadRequest.
+Bounded decoding: no step's output grows beyond the chunk's expected size (plus a
+small, fixed slack for a bitshuffle-LZ4 blob's framing): a blosc1 frame's header size
+is checked before anything is decompressed, zlib streams inflate with a length cap
+(decompressobj max_length, never flush), a zstd frame's declared content size is
+checked and the frame is decompressed one-shot into at most the limit, and each LZ4
+block of a blob inflates into its fixed block.  Variable-length chunks, whose size
+is not known, are capped at MAX_DECODED_BYTES.
+
+Errors: stored bytes that are not what the pipeline stores -- a frame that inflates
+beyond the chunk (a decompression bomb), a damaged or truncated frame, stream or
+blob, a frame of another codec, or bytes that are no frame at all and not exactly
+the chunk's size -> ServerError (500) "damaged chunk: ...", a data fault in storage
+that concerns the one request reading it.  A compressor this build cannot write
+(snappy, lzf, szip) -> BadRequest on encode.
 
 Threads: blosc's global thread count is set to the machine's cores (at most 8) and
 its threaded global context is used (``numcodecs.blosc.use_threads = True``), so one
@@ -55,7 +66,7 @@ import numpy as np
 from numcodecs import blosc as _blosc
 
 from server.core.bitshuffle import (bitshuffle_lz4_decode, bitshuffle_lz4_encode,
-                                     is_bitshuffle_blob)
+                                     blob_bound, is_bitshuffle_blob)
 from server.core.errors import BadRequest, ServerError
 from server.core.types import item_size, is_variable
 
@@ -96,8 +107,15 @@ _FLAG_BITSHUFFLE = 0x04
 _CODEC_NAMES = {0: "blosclz", 1: "lz4", 2: "snappy", 3: "zlib", 4: "zstd"}
 _MAX_NBYTES = 2 ** 31 - 1 - BLOSC_HEADER_SIZE
 
-# bitshuffle-LZ4 blobs (bitshuffle HDF5 filter, LZ4 mode)
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+# the most a variable-length chunk (no fixed size) may decode to; fixed-size chunks
+# are bounded by their own size
+MAX_DECODED_BYTES = 256 * 1024 * 1024
+
+
+def _damaged(message: str) -> ServerError:
+    return ServerError(f"damaged chunk: {message}")
 
 
 # ---- DEFLATE frames with zlib-ng ------------------------------------------------
@@ -191,9 +209,13 @@ def blosc_header(data):
             "bitshuffle": bool(flags & _FLAG_BITSHUFFLE), "memcpyed": memcpyed}
 
 
-def _blosc_decode(buf, header, out):
+def _blosc_decode(buf, header, out, limit: int):
     """Decompress a blosc1 frame; into `out` (a writable C-contiguous ndarray of
-    exactly nbytes) when given, returning it, else returning bytes."""
+    exactly nbytes) when given, returning it, else returning bytes.  A frame holding
+    more than `limit` bytes is refused before anything is allocated."""
+    if header["nbytes"] > limit:
+        raise _damaged(f"blosc frame ({header['codec']}) inflates beyond {limit} bytes: "
+                       f"its header says {header['nbytes']}")
     if header["nbytes"] == 0:
         return out if out is not None else b""
     try:
@@ -202,7 +224,7 @@ def _blosc_decode(buf, header, out):
             return out
         return _blosc.decompress(buf)
     except Exception as e:      # numcodecs raises RuntimeError on damaged frames
-        raise ServerError(f"cannot decompress blosc chunk ({header['codec']}): {e}")
+        raise _damaged(f"cannot decompress blosc frame ({header['codec']}): {e}")
 
 
 # ---- zlib / zstd streams (classic HDF5 filters) -------------------------------
@@ -216,23 +238,50 @@ def _is_zlib(buf) -> bool:
     return (b0 & 0x0F) == 8 and (b0 >> 4) <= 7 and ((b0 << 8) | b1) % 31 == 0
 
 
-def _zlib_decode(buf) -> bytes:
+_ZLIB_STEP = 256 * 1024         # stored bytes fed to zlib at a time
+
+
+def _zlib_decode(buf, limit: int) -> bytes:
+    """A zlib or gzip stream inflated to at most `limit` bytes (more: a bomb).  The
+    input goes in by pieces, so neither the output nor zlib's copy of unconsumed
+    input (unconsumed_tail) grows beyond a bounded size."""
     d = zlib.decompressobj(wbits=47)                      # zlib or gzip header
+    mv = memoryview(buf).cast("B")
+    parts, produced = [], 0
     try:
-        out = d.decompress(buf)
-        out += d.flush()
+        for pos in range(0, len(mv), _ZLIB_STEP):
+            # max_length caps the output (0 would mean no cap); never flush(), which
+            # inflates whatever input is left without one
+            out = d.decompress(mv[pos:pos + _ZLIB_STEP], limit + 1 - produced)
+            produced += len(out)
+            if produced > limit:
+                raise _damaged(f"zlib stream inflates beyond {limit} bytes")
+            parts.append(out)
+            if d.eof:
+                break
     except zlib.error as e:
-        raise ServerError(f"cannot decompress zlib chunk: {e}")
+        raise _damaged(f"cannot decompress zlib stream: {e}")
     if not d.eof:
-        raise ServerError("truncated zlib chunk")
-    return out
+        raise _damaged("truncated zlib stream")
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-def _zstd_decode(buf) -> bytes:
+def _zstd_decode(buf, limit: int) -> bytes:
+    """A zstd frame decompressed to at most `limit` bytes: a declared content size is
+    checked first (zstandard would allocate it whatever max_output_size says); an
+    undeclared one is decompressed one-shot into a buffer of `limit` bytes."""
+    data = buf if isinstance(buf, bytes) else bytes(buf)
     try:
-        return _zstd.ZstdDecompressor().decompressobj().decompress(bytes(buf))
+        size = _zstd.frame_content_size(data)
     except _zstd.ZstdError as e:
-        raise ServerError(f"cannot decompress zstd chunk: {e}")
+        raise _damaged(f"cannot decompress zstd frame: {e}")
+    if size > limit:
+        raise _damaged(f"zstd frame inflates beyond {limit} bytes: its header says {size}")
+    try:
+        return _zstd.ZstdDecompressor().decompress(data, max_output_size=max(limit, 1))
+    except _zstd.ZstdError as e:
+        more = f" (or inflates beyond {limit} bytes)" if size < 0 else ""
+        raise _damaged(f"cannot decompress zstd frame{more}: {e}")
 
 
 def byte_unshuffle(buf, itemsize: int) -> bytes:
@@ -362,40 +411,64 @@ class Pipeline:
     def decode(self, data, nbytes=None, out=None):
         """Stored bytes -> raw chunk bytes.
 
-        nbytes: the expected raw size if known (fixed-size types), used to
-        recognise bitshuffle-LZ4 blobs.  out: an optional writable C-contiguous
-        ndarray that a blosc frame or blob of exactly out.nbytes is decoded into
-        (then `out` itself is returned).  Otherwise the result is a bytes-like
-        object -- the input itself when nothing had to be done."""
+        nbytes: the expected raw size if known (fixed-size types): it bounds what
+        decoding may allocate, recognises bitshuffle-LZ4 blobs, and bytes that are
+        no frame are taken raw only at exactly that size.  Without it (variable-length
+        types) decoding stops at MAX_DECODED_BYTES.  out: an optional writable
+        C-contiguous ndarray that a blosc frame or blob of exactly out.nbytes is
+        decoded into (then `out` itself is returned).  Otherwise the result is a
+        bytes-like object -- the input itself when nothing had to be done.
+        Damaged or hostile bytes -> ServerError "damaged chunk: ..."."""
         if self.identity or data is None:
             return data
         if out is not None and not (out.flags.c_contiguous and out.flags.writeable):
             out = None
+        limit = MAX_DECODED_BYTES if nbytes is None else nbytes
+        # what the compressor may produce: the chunk, or a blob of it (a little larger)
+        frame_limit = limit
+        if self.bitshuffle_lz4 or self.bitshuffle:
+            frame_limit = blob_bound(limit, self.itemsize)
         buf = data
+        decoded = False
         if self.cname is not None:
             mv = data if isinstance(data, (bytes, bytearray)) else memoryview(data).cast("B")
             header = blosc_header(mv)
             if header is not None:
                 if (out is not None and header["nbytes"] == out.nbytes
                         and not self.bitshuffle_lz4):
-                    return _blosc_decode(mv, header, out)
-                buf = _blosc_decode(mv, header, None)
+                    return _blosc_decode(mv, header, out, frame_limit)
+                buf = _blosc_decode(mv, header, None, frame_limit)
+                decoded = True
             elif self.cname == "zlib" and _is_zlib(mv):
-                buf = self._unshuffle(_zlib_decode(mv))
+                buf = self._unshuffle(_zlib_decode(mv, frame_limit))
+                decoded = True
             elif self.cname == "zstd" and _zstd is not None and mv[:4] == _ZSTD_MAGIC:
-                buf = self._unshuffle(_zstd_decode(mv))
+                buf = self._unshuffle(_zstd_decode(mv, frame_limit))
+                decoded = True
         if self.bitshuffle_lz4:
             # HSDS always stores blobs here; anything else is taken as raw bytes
             if is_bitshuffle_blob(buf, self.itemsize, nbytes, same_size_ok=True):
-                return bitshuffle_lz4_decode(buf, self.itemsize, out)
+                return bitshuffle_lz4_decode(buf, self.itemsize, out, limit)
         elif self.bitshuffle and is_bitshuffle_blob(buf, self.itemsize, nbytes):
-            return bitshuffle_lz4_decode(buf, self.itemsize, out)
+            return bitshuffle_lz4_decode(buf, self.itemsize, out, limit)
+        if not decoded and nbytes is not None and _size(buf) > nbytes:
+            # no frame, and more than the chunk: not raw bytes of it either (a damaged
+            # frame or one of another codec); shorter ones are the caller's to judge
+            what = f"a {self.cname} frame" if self.cname else "a bitshuffle-LZ4 blob"
+            raise _damaged(f"{_size(buf)} bytes that are not {what} "
+                           f"nor the chunk's {nbytes} raw bytes")
+        if decoded and _size(buf) > limit:
+            raise _damaged(f"{self.cname} frame inflates beyond {limit} bytes")
         return buf
 
     def _unshuffle(self, raw):
         if self.shuffle and self.itemsize and self.itemsize > 1:
             return byte_unshuffle(raw, self.itemsize)
         return raw
+
+
+def _size(buf) -> int:
+    return len(buf) if isinstance(buf, (bytes, bytearray)) else memoryview(buf).nbytes
 
 
 def _cache_key(filters, type_json) -> str:

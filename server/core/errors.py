@@ -63,6 +63,17 @@ class Unavailable(HttpError):
     status = 503
 
 
+class BadGateway(HttpError):
+    """Storage gave something unusable: a stored object that cannot be decoded (damaged
+    or truncated at rest). Not the client's fault and not transient, so neither 4xx nor 503."""
+    status = 502
+
+
+class InsufficientStorage(HttpError):
+    """The storage is full (POSIX ENOSPC/EDQUOT): nothing was written."""
+    status = 507
+
+
 _BY_STATUS = {cls.status: cls for cls in HttpError.__subclasses__()}
 
 

@@ -50,6 +50,7 @@ _PY_OPS = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
            ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
            "==": lambda a, b: a == b, "!=": lambda a, b: a != b}
 KEYWORDS = ("where", "in")
+VALUE_FIELD = "_"          # a non-compound dataset's elements, in a query
 MAX_QUERY_LENGTH = 64 * 1024
 MAX_DEPTH = 100
 
@@ -169,7 +170,10 @@ def tokenize(text: str) -> list:
         m = _IDENT_RE.match(text, i)
         if m:
             word = m.group(0)
-            toks.append(_Tok("kw" if word in KEYWORDS else "ident", word, i))
+            if word in ("AND", "OR"):       # HSDS's spelling of & and |
+                toks.append(_Tok("op", "&" if word == "AND" else "|", i))
+            else:
+                toks.append(_Tok("kw" if word in KEYWORDS else "ident", word, i))
             i = m.end()
             continue
         if c == "=":
@@ -226,7 +230,9 @@ class Query:
     def mask(self, arr) -> np.ndarray:
         arr = np.asarray(arr)
         if arr.dtype.names is None:
-            raise BadRequest("queries need a compound dataset")
+            if set(self.fields_used) - {VALUE_FIELD}:
+                raise BadRequest("queries need a compound dataset")
+            arr = _Values(arr)
         missing = [f for f in self.fields_used if f not in arr.dtype.names]
         if missing:
             raise BadRequest(f"unknown field {missing[0]!r} in query")
@@ -241,6 +247,17 @@ class Query:
         if result.shape != arr.shape:
             result = np.broadcast_to(result, arr.shape).copy()
         return result
+
+
+class _Values:
+    """The elements of a non-compound array as the one field `_` (any shape)."""
+
+    def __init__(self, arr):
+        self.arr, self.shape = arr, arr.shape
+        self.dtype = np.dtype([(VALUE_FIELD, arr.dtype)])
+
+    def __getitem__(self, name):
+        return self.arr
 
 
 def _eval(node, arr):
@@ -553,8 +570,10 @@ def parse_query(text, dtype) -> Query:
     if len(text) > MAX_QUERY_LENGTH:
         raise BadRequest("query too long")
     dtype = np.dtype(dtype)
-    if dtype.names is None:
-        raise BadRequest("queries are only supported for compound datasets")
+    if dtype.names is None:     # the elements themselves, named `_` (as HSDS names them)
+        if dtype.shape or dtype.kind == "O":
+            raise BadRequest("queries need a compound dataset or one of numbers or strings")
+        dtype = np.dtype([(VALUE_FIELD, dtype)])
     return _Parser(text, dtype).parse()
 
 

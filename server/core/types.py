@@ -37,6 +37,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from server.core import limits
 from server.core.errors import BadRequest
 
 VARIABLE = "H5T_VARIABLE"
@@ -109,6 +110,12 @@ def normalize_type(t) -> dict:
         raise BadRequest(f"type must be an object or a predefined name: {_describe(t)}")
     t = copy.deepcopy(t)
     _check(t, "type")
+    if not is_variable(t):          # sized before numpy allocates anything of this type
+        try:
+            size = type_info(t).dtype.itemsize
+        except (ValueError, TypeError, OverflowError, MemoryError) as e:
+            raise BadRequest(f"type too large or malformed: {e}") from None
+        limits.check_item_size(size)
     return t
 
 
@@ -120,17 +127,19 @@ def _check_name(name, where: str, want_class=None):
         raise BadRequest(f"{where}: {name} is not of class {want_class}")
 
 
-def _check_nested(t, where: str):
+def _check_nested(t, where: str, depth: int):
     """A nested type position: a predefined name string or a type object."""
+    if depth > limits.MAX_TYPE_DEPTH:
+        raise BadRequest(f"{where}: types nested deeper than {limits.MAX_TYPE_DEPTH}")
     if isinstance(t, str):
         _check_name(t, where)
     elif isinstance(t, dict):
-        _check(t, where)
+        _check(t, where, depth)
     else:
         raise BadRequest(f"{where}: type must be an object or a predefined name")
 
 
-def _check(t: dict, where: str):
+def _check(t: dict, where: str, depth: int = 0):
     cls = t.get("class")
     if not isinstance(cls, str):
         raise BadRequest(f"{where}: missing type class")
@@ -150,6 +159,8 @@ def _check(t: dict, where: str):
             raise BadRequest(f"{where}: H5T_STRING requires 'length'")
         if length != VARIABLE and not (_is_int(length) and length > 0):
             raise BadRequest(f"{where}: invalid string length {_describe(length)}")
+        if length != VARIABLE:
+            limits.check_item_size(length, f"{where}: string")
         if "charSet" not in t:
             raise BadRequest(f"{where}: H5T_STRING requires 'charSet'")
         if t["charSet"] not in CHARSETS:
@@ -160,6 +171,8 @@ def _check(t: dict, where: str):
         fields = t.get("fields")
         if not isinstance(fields, list) or not fields:
             raise BadRequest(f"{where}: H5T_COMPOUND requires a non-empty 'fields' list")
+        if len(fields) > limits.MAX_FIELDS:
+            raise BadRequest(f"{where}: more than {limits.MAX_FIELDS} compound fields")
         seen = set()
         for i, field in enumerate(fields):
             if not isinstance(field, dict):
@@ -174,7 +187,7 @@ def _check(t: dict, where: str):
             seen.add(name)
             if "type" not in field:
                 raise BadRequest(f"{where}: compound field {name!r} needs a 'type'")
-            _check_nested(field["type"], f"{where}.{name}")
+            _check_nested(field["type"], f"{where}.{name}", depth + 1)
     elif cls == "H5T_ARRAY":
         dims = t.get("dims")
         if dims is None:
@@ -183,6 +196,8 @@ def _check(t: dict, where: str):
         if (not isinstance(dlist, list) or not dlist
                 or not all(_is_int(d) and d > 0 for d in dlist)):
             raise BadRequest(f"{where}: invalid array dims {_describe(dims)}")
+        if len(dlist) > limits.MAX_RANK or math.prod(dlist) > limits.MAX_ITEM_SIZE:
+            raise BadRequest(f"{where}: array dims {_describe(dims)} too large")
         if "base" not in t:
             raise BadRequest(f"{where}: H5T_ARRAY requires 'base'")
         base = t["base"]
@@ -191,12 +206,12 @@ def _check(t: dict, where: str):
                 raise BadRequest(
                     f"{where}: array base of class {_describe(base.get('class'))} "
                     "is not supported")
-        _check_nested(base, where + ".base")
+        _check_nested(base, where + ".base", depth + 1)
     elif cls == "H5T_ENUM":
         base = t.get("base")
         if not isinstance(base, dict) or base.get("class") != "H5T_INTEGER":
             raise BadRequest(f"{where}: H5T_ENUM base must be an H5T_INTEGER type object")
-        _check(base, where + ".base")
+        _check(base, where + ".base", depth + 1)
         mapping = enum_mapping(t)
         if not mapping:
             raise BadRequest(f"{where}: H5T_ENUM requires a non-empty 'mapping'")
@@ -209,6 +224,7 @@ def _check(t: dict, where: str):
         size = t.get("size")
         if not (_is_int(size) and size > 0):
             raise BadRequest(f"{where}: H5T_OPAQUE requires a positive 'size'")
+        limits.check_item_size(size, f"{where}: opaque type")
     elif cls == "H5T_REFERENCE":
         base = t.get("base")
         if base not in (REF_OBJ, REF_REGION):
@@ -221,7 +237,7 @@ def _check(t: dict, where: str):
     elif cls == "H5T_VLEN":
         if "base" not in t:
             raise BadRequest(f"{where}: H5T_VLEN requires 'base'")
-        _check_nested(t["base"], where + ".base")
+        _check_nested(t["base"], where + ".base", depth + 1)
 
 
 def enum_mapping(t: dict) -> dict:

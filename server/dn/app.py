@@ -1,7 +1,11 @@
 """The data node's HTTP face: thin handlers over DataNode."""
+import asyncio
+
 from aiohttp import web
 
 from ..core import frames
+from ..core.errors import InsufficientStorage, Unavailable
+from ..offload.dn import BATCH_BYTES
 from ..web import error_middleware, json_response, read_body, read_json
 from .chunks import ChunkOps, Request
 from .node import DataNode
@@ -49,9 +53,21 @@ async def delete_meta(request):
 
 
 async def flush(request):
-    written, errors = await request.app[NODE].flush(0)
-    status = 503 if errors else 200
-    return json_response({"written": written, "errors": [str(e) for e in errors]}, status=status)
+    """Write every dirty object now. While storage fails: its error (503, or 507 when
+    it is full), after at most flush_timeout seconds; the objects stay dirty."""
+    node = request.app[NODE]
+    timeout = node.settings.flush_timeout
+    try:
+        written, errors = await asyncio.wait_for(node.flush(0), timeout if timeout > 0 else None)
+    except asyncio.TimeoutError:
+        raise Unavailable(f"flush did not finish within {timeout:g} s "
+                          f"({node.dirty_count} objects not yet stored)") from None
+    if errors:
+        full = [e for e in errors if isinstance(e, InsufficientStorage)]
+        cls = InsufficientStorage if full else Unavailable
+        raise cls(f"flush failed, {node.dirty_count} objects not yet stored: "
+                  f"{(full or errors)[0]}")
+    return json_response({"written": written, "errors": []})
 
 
 async def drop(request):
@@ -86,6 +102,7 @@ async def read_chunks(request):
 
 async def write_chunks(request):
     header, payload = frames.unpack(await read_body(request))
+    request.app[NODE].chunks.check_room(len(payload))
     req = Request(header)
     await request.app[OPS].write(req, frames.split(payload, header["sizes"]))
     return json_response({})
@@ -98,14 +115,26 @@ async def dirty_chunks(request):
 
 async def query_chunks(request):
     header, _ = frames.unpack(await request.read())
+    if header.get("update"):
+        request.app[NODE].chunks.check_room()
     counts, sizes, payload = await request.app[OPS].query(
         Request(header), header["query"], header.get("limit"), header.get("update"),
         header.get("positions", True))
     return await _framed(request, {"counts": counts}, sizes, payload)
 
 
+def max_body(settings) -> int:
+    """The largest body a DN accepts (only the SN talks to it): a framed batch holds at
+    most the larger of max_request_size, one chunk and the SN's batch size of values,
+    and its JSON header (task selections, point coordinates) about as much again; plus
+    64 MiB for the header's dataset document and metadata documents."""
+    most = max(settings.max_request_size, settings.max_chunk_size, BATCH_BYTES)
+    return 2 * most + 64 * 1024**2
+
+
 def make_app(node: DataNode) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024**3)
+    app = web.Application(middlewares=[error_middleware],
+                          client_max_size=max_body(node.settings))
     app[NODE] = node
     app[OPS] = ChunkOps(node)
     app.router.add_post("/chunks/read", read_chunks)

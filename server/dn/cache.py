@@ -5,16 +5,23 @@ entry dirty; dirty entries are written back (encoded) once they have been quiet
 for a while, or when flushed, and are never evicted before that. Loads of one
 key are shared by concurrent requests; writes of one key never overlap, so an
 older version can not land after a newer one.
+
+When storage fails, dirty entries stay dirty (and in memory) until a later pass
+stores them: nothing acknowledged is dropped. While it fails, a pass first tries
+the oldest entry alone and stops there if that fails too, new changes are refused
+(Unavailable) once unsaved bytes would pass the cache's limit, and a stored object
+that cannot be decoded is BadGateway (502), never a value.
 """
 import asyncio
 import logging
 import time
 from collections import OrderedDict
 
-from ..core.errors import Gone, NotFound
+from ..core.errors import BadGateway, Gone, HttpError, NotFound, ServerError, Unavailable
 
 log = logging.getLogger("h5cloud.dn")
 MAX_TOMBSTONES = 100_000
+WARN_EVERY = 30.0          # seconds between "storage still failing" lines
 
 
 class Entry:
@@ -44,6 +51,8 @@ class WriteBackCache:
         self._loading: dict = {}
         self._writing: dict = {}
         self._tombstones: OrderedDict = OrderedDict()
+        self.failing: Exception | None = None          # the last write-back's error, if it failed
+        self._warned = None
 
     # ---- reading ----------------------------------------------------------
 
@@ -79,7 +88,15 @@ class WriteBackCache:
             return self._entries.get(bk) or self.insert(bk, stored=False, **missing())
         if bk in self._entries:           # created while we were reading
             return self._entries[bk]
-        fields = await decode(data)
+        try:
+            fields = await decode(data)
+        except ServerError as e:          # the kernel's "damaged chunk"
+            raise BadGateway(f"stored object {bk[1]} is damaged: {e.message}") from None
+        except HttpError:
+            raise
+        except Exception as e:            # a filter could not decode it
+            raise BadGateway(f"stored object {bk[1]} is damaged: "
+                             f"{type(e).__name__}: {e}") from None
         if bk in self._entries:
             return self._entries[bk]
         return self.insert(bk, stored=True, size=len(data), **fields)
@@ -101,7 +118,19 @@ class WriteBackCache:
         self._entries[bk] = entry
         self._bytes += entry.size
         self._tombstones.pop(bk, None)
-        self._evict()
+        self._evict(keep=bk)            # not the new entry: its caller marks it dirty next
+        return entry
+
+    def live(self, bk, entry) -> Entry:
+        """The entry to change for bk, given `entry` fetched before an await: the cache's
+        own, or `entry` put back if it was evicted meanwhile (it was clean then: it still
+        holds what storage holds). Call it, change the value and call changed() with no
+        await in between."""
+        current = self._entries.get(bk)
+        if current is not None:
+            return current
+        self._entries[bk] = entry
+        self._bytes += entry.size
         return entry
 
     def changed(self, bk):
@@ -114,8 +143,21 @@ class WriteBackCache:
             self._dirty[bk] = time.monotonic()
             self._dirty_sizes[bk] = entry.size
             self._dirty_bytes += entry.size
-        if self._draining is None and self._dirty_bytes > self.limit // 2:
+        if self._draining is None and self.failing is None \
+                and self._dirty_bytes > self.limit // 2:
             self._draining = asyncio.ensure_future(self._drain())
+
+    def check_room(self, nbytes: int = 0):
+        """Before a change of about nbytes: while storage fails, refuse it (503) once
+        unsaved changes would pass the cache's limit (memory stays bounded; what was
+        acknowledged stays until it is stored)."""
+        if self.failing is not None and self._dirty_bytes + nbytes > self.limit:
+            raise Unavailable(f"storage is failing ({self.failing}) and the {self.name} "
+                              f"cache is full of changes not yet stored")
+
+    @property
+    def dirty_bytes(self) -> int:
+        return self._dirty_bytes
 
     def _clean(self, bk):
         if self._dirty.pop(bk, None) is not None:
@@ -137,20 +179,22 @@ class WriteBackCache:
     def is_dirty(self, bk) -> bool:
         return bk in self._dirty
 
-    def _evict(self):
+    def _evict(self, keep=None):
         if self._bytes <= self.limit:
             return
         for bk in list(self._entries):
             if self._bytes <= self.limit:
                 break
-            if bk in self._dirty or bk in self._writing or bk in self._loading:
+            if bk in self._dirty or bk in self._writing or bk in self._loading or bk == keep:
                 continue
             self._bytes -= self._entries.pop(bk).size
 
     async def forget(self, bk, tombstone=True):
-        """Drop bk (waiting for a write of it in flight); later loads answer 410."""
+        """Drop bk (waiting for a write of it in flight); later loads answer 410.
+        Returns (the entry, whether it was dirty) for reinstate()."""
         while bk in self._writing:
             await asyncio.shield(self._writing[bk])
+        dirty = bk in self._dirty
         self._clean(bk)
         entry = self._entries.pop(bk, None)
         if entry is not None:
@@ -159,6 +203,17 @@ class WriteBackCache:
             self._tombstones[bk] = True
             while len(self._tombstones) > MAX_TOMBSTONES:
                 self._tombstones.popitem(last=False)
+        return entry, dirty
+
+    def reinstate(self, bk, entry, dirty: bool):
+        """Undo forget() (a delete that storage refused): the entry as it was."""
+        self._tombstones.pop(bk, None)
+        if entry is None or bk in self._entries:
+            return
+        self._entries[bk] = entry
+        self._bytes += entry.size
+        if dirty:
+            self.changed(bk)
 
     async def forget_prefix(self, bucket: str, prefix: str):
         for bk in [bk for bk in self._entries if bk[0] == bucket and bk[1].startswith(prefix)]:
@@ -192,15 +247,61 @@ class WriteBackCache:
                 entry.stored = True
             if entry.version == version and self._entries.get(bk) is entry:
                 self._clean(bk)
+            self.failing = None
+        except Exception as e:
+            if isinstance(e, HttpError) and e.status in (503, 507):
+                self.failing = e
+            raise
         finally:
             del self._writing[bk]
             done.set_result(None)
 
+    async def put_now(self, bk, value, encode, size=None) -> Entry:
+        """Store value at once, then cache it, clean (a write the caller waits for). If
+        storage fails the cache is left as it was, so a retry of the request finds
+        nothing half done."""
+        while bk in self._writing:
+            await asyncio.shield(self._writing[bk])
+        done = asyncio.get_running_loop().create_future()
+        self._writing[bk] = done
+        try:
+            await self.store.put(bk[0], bk[1], encode(value))
+            self.failing = None
+        except Exception as e:
+            if isinstance(e, HttpError) and e.status in (503, 507):
+                self.failing = e
+            raise
+        finally:
+            del self._writing[bk]
+            done.set_result(None)
+        entry = self.insert(bk, value, encode, stored=True, size=size)
+        self._clean(bk)
+        return entry
+
     async def flush(self, min_age: float = 0.0, bucket: str | None = None):
         """Write every entry dirty for at least min_age seconds (of one bucket, if given)."""
         cutoff = time.monotonic() - min_age
-        due = [bk for bk, since in self._dirty.items()
-               if since <= cutoff and (bucket is None or bk[0] == bucket)]
+        due = sorted((bk for bk, since in self._dirty.items()
+                      if since <= cutoff and (bucket is None or bk[0] == bucket)),
+                     key=self._dirty.get)
+        if not due:
+            return 0, []
+        written = 0
+        if self.failing is not None:
+            # storage failed last time: try the oldest alone before sending it the rest
+            try:
+                await self.write(due[0])
+            except Exception as e:
+                now = time.monotonic()
+                if self._warned is None or now - self._warned >= WARN_EVERY:
+                    self._warned = now
+                    log.warning("%s write-back: storage still failing (%d waiting): %s",
+                                self.name, len(due), e)
+                return 0, [e]
+            self._warned = None
+            log.info("%s write-back: storage is back, writing %d objects",
+                     self.name, len(due))
+            due, written = due[1:], 1
         sem = asyncio.Semaphore(32)
 
         async def one(bk):
@@ -209,9 +310,10 @@ class WriteBackCache:
 
         results = await asyncio.gather(*(one(bk) for bk in due), return_exceptions=True)
         errors = [r for r in results if isinstance(r, Exception)]
-        for err in errors:
-            log.error("%s write-back failed: %s", self.name, err)
-        return len(due) - len(errors), errors
+        if errors:
+            log.error("%s write-back: %d of %d objects failed (they stay dirty): %s",
+                      self.name, len(errors), len(due), errors[0])
+        return written + len(due) - len(errors), errors
 
     def dirty_prefixes(self, prefixes) -> list:
         """Those prefixes under which some entry is dirty or being written (any bucket)."""
@@ -224,7 +326,9 @@ class WriteBackCache:
 
     def stats(self) -> dict:
         return {"entries": len(self._entries), "bytes": self._bytes,
-                "dirty": len(self._dirty), "limit": self.limit}
+                "dirty": len(self._dirty), "dirty_bytes": self._dirty_bytes,
+                "limit": self.limit,
+                "storage": "ok" if self.failing is None else f"failing: {self.failing}"}
 
 
 def _size_of(value) -> int:

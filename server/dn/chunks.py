@@ -7,15 +7,18 @@ cache; a write changes the cached array and marks it dirty, and the write-back
 loop encodes and stores it later. Pieces travel as raw bytes (core.frames).
 """
 import asyncio
+import logging
 
 import numpy as np
 
 from ..core import types, values
 from ..core.chunks import codec_for
-from ..core.errors import BadRequest
+from ..core.errors import BadRequest, ServerError
 from ..core.ids import chunk_index, chunk_key
 from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
+
+log = logging.getLogger("h5cloud.dn")
 
 
 def subtype(type_json: dict, fields) -> dict:
@@ -56,16 +59,20 @@ class ChunkOps:
         or the fill chunk when it was never written)."""
         codec = req.codec
         loop = asyncio.get_running_loop()
+        bk = (req.bucket, chunk_key(chunk))
 
         async def decode(data):
-            arr = await loop.run_in_executor(None, codec.decode, bytes(data)) \
-                if codec.compressed else codec.decode(data)
+            try:
+                arr = await loop.run_in_executor(None, codec.decode, bytes(data)) \
+                    if codec.compressed else codec.decode(data)
+            except ServerError as e:      # damaged at rest: one line, the request fails
+                log.warning("%s/%s (%d bytes): %s", bk[0], bk[1], len(data), e.message)
+                raise
             return self._fields(codec, arr)
 
         def missing():
             return self._fields(codec, codec.missing(chunk_index(chunk)))
 
-        bk = (req.bucket, chunk_key(chunk))
         if ref and self.node.chunks.cached(bk) is None:
             # linked (_REF) layouts: the bytes live in byte ranges of another object
             arr = await self._assemble(codec, ref)
@@ -134,6 +141,8 @@ class ChunkOps:
                 value.flags.writeable = False     # shared with the body: copy before changes
                 self.node.chunks.insert(bk, stored=None, **self._fields(codec, value))
             else:
+                # evicted or replaced while other chunks loaded: change the cache's own
+                entry = self.node.chunks.live(bk, entry)
                 if not entry.value.flags.writeable:
                     entry.value = entry.value.copy()
                 target = entry.value

@@ -5,8 +5,13 @@ is a core.metaops op applied while no other change to it can run; chunk reads an
 writes are in chunks.py. Dirty entries reach storage once quiet for s3_age_time,
 at once when asked (`sync`), and all of them on flush and on shutdown. Plain
 async Python: app.py puts HTTP in front of it; lambda_app can call it in-process.
+
+When storage fails, a change the caller waits for (`sync`, delete) fails as a whole
+(the cache is left as before, so the client's retry finds nothing half done); other
+changes wait in the caches, and flush answers the storage's error until they are stored.
 """
 import asyncio
+import copy
 import json
 import logging
 
@@ -55,16 +60,34 @@ class DataNode:
                 raise Conflict(f"{key} already exists")
             except (NotFound, Gone):
                 pass
-        self.docs.insert(bk, doc, dumps, stored=False, size=len(dumps(doc)))
-        await self._changed(self.docs, bk, sync)
+        size = len(dumps(doc))
+        self.docs.check_room(size)
+        if sync:      # stored first, cached after: a failure leaves nothing behind
+            await self.docs.put_now(bk, doc, dumps, size=size)
+            return
+        self.docs.insert(bk, doc, dumps, stored=False, size=size)
+        await self._changed(self.docs, bk, False)
 
     async def apply(self, bucket: str, key: str, name: str, args: dict, sync=False):
         """Run a metaops change on one document; returns the op's result."""
         bk = (bucket, key)
         entry = await self._doc(bk)
+        self.docs.check_room(entry.size)
+        before = (copy.deepcopy(entry.value), copy.deepcopy(entry.memo)) if sync else None
         changed, result = metaops.apply(name, entry.value, args, entry.memo)
         if changed:
-            await self._changed(self.docs, bk, sync)
+            self.docs.changed(bk)
+            if sync:
+                version = entry.version
+                try:
+                    await self.docs.write(bk)
+                except Exception:
+                    # the caller hears of a failure: undo the change unless another one
+                    # came after it; the entry stays dirty so that storage ends up with
+                    # what the cache holds even if the failed write did land
+                    if entry.version == version and self.docs.cached(bk) is entry:
+                        entry.value, entry.memo = before
+                    raise
         return result
 
     async def _changed(self, cache, bk, sync):
@@ -76,8 +99,12 @@ class DataNode:
         """Remove a document now; later reads of it answer 410."""
         bk = (bucket, key)
         await self._doc(bk)            # NotFound / Gone if there is nothing to delete
-        await self.docs.forget(bk)
-        await self.store.delete(bucket, key)
+        entry, dirty = await self.docs.forget(bk)
+        try:
+            await self.store.delete(bucket, key)
+        except Exception:
+            self.docs.reinstate(bk, entry, dirty)     # still there: the DELETE can be retried
+            raise
 
     async def drop_prefix(self, bucket: str, prefix: str, purge=False):
         """Forget every document and chunk under prefix (a deleted domain or dataset);

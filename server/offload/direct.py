@@ -7,7 +7,7 @@ import numpy as np
 
 from ..core import types
 from ..core.chunks import codec_for
-from ..core.errors import NotFound
+from ..core.errors import BadGateway, NotFound, ServerError
 from ..core.ids import chunk_key
 from ..core.query import parse_query
 from .job import Job
@@ -28,13 +28,17 @@ async def fetch_chunk(store, job: Job, task, codec):
             arr[tuple(slice(a, b) for a, b in sel)] = codec.decode_piece(
                 data, tuple(b - a for a, b in sel), pad=True)
         return arr
+    key = chunk_key(job.chunk_id(task))
     try:
-        data = await store.get(job.bucket, chunk_key(job.chunk_id(task)))
+        data = await store.get(job.bucket, key)
     except NotFound:
         return codec.missing(task.index)
-    if codec.compressed:
-        return await loop.run_in_executor(None, lambda: codec.decode(data, writable=False))
-    return codec.decode(data, writable=False)
+    try:
+        if codec.compressed:
+            return await loop.run_in_executor(None, lambda: codec.decode(data, writable=False))
+        return codec.decode(data, writable=False)
+    except ServerError as e:     # damaged at rest: 502, as when a DN reads it
+        raise BadGateway(f"stored object {key} is damaged: {e.message}") from None
 
 
 def select(job: Job, arr, task):

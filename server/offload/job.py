@@ -24,6 +24,9 @@ class Job:
         else:
             self.piece_type = self.type
         self.piece_dtype = types.dtype_of(self.piece_type)
+        # what an answer array is allocated with, over types.full_shape: numpy would
+        # expand an array type's dims a second time from piece_dtype
+        self.out_dtype = types.type_info(self.piece_type).elem_dtype
         self.item_size = types.item_size(self.piece_type)
 
     def chunk_id(self, task: ChunkTask) -> str:

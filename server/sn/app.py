@@ -1,21 +1,40 @@
 """The service node's aiohttp application: middlewares, service routes, route table."""
 import asyncio
+import json
 import logging
 import time
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage
 
-from ..core.errors import Unavailable
+from ..core.errors import BadRequest, TooLarge, Unavailable
 from ..web import error_middleware, json_response
 from ..offload.direct import DirectExecutor
 from ..offload.dispatch import Dispatcher
 from ..offload.serverless import LambdaExecutor
 from . import attributes, create, datasets, domains, links, objects, values
+from .params import check_allowed_bucket, check_bucket, limits_buckets, target_of
 from .service import API_VERSION, CALLER, SERVICE, VIA, Service, service
 
 log = logging.getLogger("h5cloud.sn")
 OPEN_PATHS = ("/about", "/info")
 READ_POSTS = ("/links", "/attributes", "/value")
+BINARY = "application/octet-stream"
+
+
+class QuietBadRequests(logging.Filter):
+    """aiohttp answers a malformed request (a URL or header line over its 8190-byte
+    limits, too many headers) with 400 but logs it at ERROR with a traceback: one line
+    at INFO instead, so such requests cannot flood the log."""
+
+    def filter(self, record):
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            record.msg, record.args = "bad request answered 400: %s", (
+                " ".join(str(exc).split())[:200],)
+            record.exc_info = record.exc_text = None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def is_write(request) -> bool:
@@ -44,6 +63,59 @@ async def access_log(request, handler):
                  (time.perf_counter() - start) * 1000, f" via {via}" if via else "")
 
 
+def json_limit(request) -> int | None:
+    """The most bytes this request's body may hold, below max_request_size: max_json_body
+    for every JSON body except dataset values (data, as in HSDS: max_request_size), and
+    None where there is no smaller limit (dataset values, binary attribute values)."""
+    settings = service(request).settings
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else ""
+    if route == "/datasets/{id}/value":
+        return None
+    if route.endswith("/attributes/{name}/value") and \
+            BINARY in request.headers.get("Content-Type", ""):
+        return None
+    if settings.max_json_body <= 0:
+        return None
+    return min(settings.max_json_body, settings.max_request_size)
+
+
+@web.middleware
+async def body_limit(request, handler):
+    """413 (JSON) for a body over its limit: at once when Content-Length says so, else
+    when reading passes it (aiohttp stops at the request's client_max_size)."""
+    if request.body_exists:
+        limit = json_limit(request)
+        most = service(request).settings.max_request_size
+        size = request.content_length
+        if size is not None and size > most:
+            raise TooLarge(f"request body of {size} bytes; at most {most} are accepted")
+        if limit is not None:
+            if size is not None and size > limit:
+                raise TooLarge(f"JSON body of {size} bytes; at most {limit} "
+                               "are accepted (max_json_body)")
+            request._client_max_size = limit     # aiohttp's read() enforces it
+    return await handler(request)
+
+
+async def check_buckets(request, settings):
+    """403 for a request naming a bucket the settings keep it from (allowed_buckets,
+    allow_any_bucket_read/_write): its bucket (`bucket=`, X-Hdf-bucket, `bucket/home/...`)
+    and a new domain's linked_bucket (read)."""
+    try:
+        target = target_of(request, settings.bucket_name, folder_ok=True)
+    except BadRequest:
+        return                      # the handler answers it with its 400
+    check_allowed_bucket(target.bucket, settings, is_write(request))
+    if request.method == "PUT" and request.path == "/" and request.body_exists:
+        try:
+            body = json.loads(await request.read())
+        except (ValueError, RecursionError):
+            return
+        if isinstance(body, dict) and body.get("linked_bucket"):
+            check_allowed_bucket(check_bucket(str(body["linked_bucket"])), settings)
+
+
 @web.middleware
 async def gate(request, handler):
     """CORS pre-flight, readiness, load shedding and authentication, in that order."""
@@ -55,8 +127,10 @@ async def gate(request, handler):
             raise Unavailable("service is starting: data nodes are not ready")
         if svc.in_flight >= svc.settings.max_task_count:
             raise Unavailable("too many requests in flight")
-        request[CALLER] = svc.auth.authenticate(request.headers.get("Authorization"),
-                                                is_write(request))
+        request[CALLER] = await svc.auth.authenticate_async(
+            request.headers.get("Authorization"), is_write(request))
+        if limits_buckets(svc.settings):
+            await check_buckets(request, svc.settings)
     svc.in_flight += 1
     try:
         return await handler(request)
@@ -93,7 +167,7 @@ async def about(request):
     header = request.headers.get("Authorization")
     username, admin = "anonymous", False
     if header:
-        who = svc.auth.authenticate(header, write=False)
+        who = await svc.auth.authenticate_async(header, write=False)
         username, admin = who.user, who.admin
     return json_response({
         "start_time": svc.start_time, "state": "READY" if svc.nodes.ready else "WAITING",
@@ -122,9 +196,12 @@ async def watch_nodes(svc: Service):
 
 
 def make_app(svc: Service) -> web.Application:
-    app = web.Application(middlewares=[access_log, error_middleware, gate],
+    app = web.Application(middlewares=[access_log, error_middleware, body_limit, gate],
                           client_max_size=svc.settings.max_request_size)
     app[SERVICE] = svc
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, QuietBadRequests) for f in server_log.filters):
+        server_log.addFilter(QuietBadRequests())
     r = app.router
     r.add_get("/about", about)
     r.add_get("/info", info)
@@ -194,6 +271,7 @@ def make_app(svc: Service) -> web.Application:
             await svc.executor.serverless.close()
         await svc.nodes.close()
         await svc.store.close()
+        svc.auth.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

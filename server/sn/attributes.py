@@ -12,7 +12,7 @@ import math
 
 from aiohttp import web
 
-from ..core import shapes, types, values
+from ..core import limits, shapes, types, values
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
 from .objects import check_member, load_object, object_op, per_object, resolve_type, walk
@@ -142,8 +142,7 @@ async def parse_attributes(svc, target, domain_doc, bodies: dict) -> dict:
     """name -> body (§8.2) -> name -> stored attribute; committed types resolved once."""
     out = {}
     for name, body in bodies.items():
-        if not isinstance(name, str) or not name:
-            raise BadRequest(f"invalid attribute name: {name!r}")
+        limits.check_name(name, "attribute name")
         if not isinstance(body, dict) or "type" not in body:
             raise BadRequest(f"attribute {name} needs a type")
         type_json = await resolve_type(svc, target, domain_doc, body["type"])

@@ -2,7 +2,7 @@
 import asyncio
 import fnmatch
 
-from ..core import ids
+from ..core import ids, limits
 from ..core.errors import BadRequest, NotFound
 from ..web import json_response, read_json
 from .objects import (check_member, client_link, load_object, object_op, per_object,
@@ -47,7 +47,7 @@ def parse_link(body, single: bool = False) -> dict:
 def check_title(title) -> str:
     if not isinstance(title, str) or not title or "/" in title:
         raise BadRequest(f"invalid link title: {title!r}")
-    return title
+    return limits.check_name(title, "link title")
 
 
 def public_link(title: str, link: dict, request=None, target=None, full=True) -> dict:

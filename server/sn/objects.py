@@ -3,7 +3,7 @@ GET (by id and by path), DELETE, creation (groups and datatypes here), the
 collection listings, getalias, and walks over the hard-link graph."""
 import asyncio
 
-from ..core import clock, ids, layout, types
+from ..core import clock, ids, layout, limits, types
 from ..core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound
 from ..web import json_response, read_json
 from .params import flag, int_param
@@ -398,6 +398,7 @@ async def place_new(svc, target, domain_doc, body: dict, prefix: str, implicit=F
         name = link["name"]
         if not isinstance(name, str) or not name or "/" in name:
             raise BadRequest(f"invalid link name: {name!r}")
+        limits.check_name(name, "link name")
         # the parent's existence is checked when the link is added to it
         await check_member(svc, target, domain_doc, link["id"], "g")
         return link["id"], name
@@ -409,7 +410,7 @@ async def place_new(svc, target, domain_doc, body: dict, prefix: str, implicit=F
     if h5path.startswith("/") and parent_id != domain_doc["root"]:
         raise BadRequest("an absolute h5path needs the root as parent")
     parent = await load_object(svc, target, domain_doc, parent_id, "g")
-    *dirs, name = [p for p in h5path.split("/") if p]
+    *dirs, name = [limits.check_name(p, "name in h5path") for p in h5path.split("/") if p]
     for part in dirs:
         link = (parent.get("links") or {}).get(part)
         if link is None:

@@ -2,7 +2,8 @@
 import re
 from dataclasses import dataclass
 
-from ..core.errors import BadRequest
+from ..core import limits
+from ..core.errors import BadRequest, Forbidden
 
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _FALSE = ("", "0", "false", "f", "no")
@@ -39,10 +40,36 @@ class Target:
 
 
 def check_bucket(bucket: str) -> str:
-    name = _URI.sub("", bucket)
+    name = limits.check_bucket_name(_URI.sub("", bucket))
     if not _BUCKET_RE.match(name) or name in (".", ".."):
         raise BadRequest(f"invalid bucket name: {bucket}")
     return name
+
+
+def limits_buckets(settings) -> bool:
+    """Do the settings keep requests from some buckets?"""
+    return bool(settings.allowed_buckets) or not (settings.allow_any_bucket_read
+                                                  and settings.allow_any_bucket_write)
+
+
+def bucket_allowed(bucket: str, settings, write: bool = False) -> bool:
+    """The default bucket always; another one when allow_any_bucket_read (or _write,
+    for a change) lets it, as in HSDS, and allowed_buckets (empty: any) names it."""
+    if bucket == settings.bucket_name:
+        return True
+    if not (settings.allow_any_bucket_write if write else settings.allow_any_bucket_read):
+        return False
+    allowed = settings.allowed_buckets
+    return not allowed or bucket in {_URI.sub("", name) for name in allowed}
+
+
+def check_allowed_bucket(bucket: str, settings, write: bool = False) -> str:
+    """403 for a bucket the settings keep requests from."""
+    if not bucket_allowed(bucket, settings, write):
+        if write and bucket_allowed(bucket, settings):
+            raise Forbidden(f"bucket {bucket} is read-only here")
+        raise Forbidden(f"bucket {bucket} is not served here")
+    return bucket
 
 
 def split_domain(raw: str):
@@ -68,6 +95,7 @@ def split_domain(raw: str):
 
 def check_path(path: str, folder_ok=False) -> str:
     """A domain path: absolute, no empty components, no trailing '/' (unless a folder listing)."""
+    limits.check_domain_path(path)
     if folder_ok and path.endswith("/") and path != "/":
         path = path.rstrip("/")
     if path == "/" and folder_ok:

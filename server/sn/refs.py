@@ -7,6 +7,7 @@ from ..core import chunks, layout, shapes, types
 from ..core.errors import BadRequest
 from ..offload.job import Job
 from .objects import load_object
+from .params import check_allowed_bucket
 
 CONTIGUOUS, CHUNKED, INDIRECT = ("H5D_CONTIGUOUS_REF", "H5D_CHUNKED_REF",
                                  "H5D_CHUNKED_REF_INDIRECT")
@@ -44,6 +45,9 @@ async def attach_refs(svc, target, domain_doc, job: Job, tasks) -> None:
                 job.refs[index] = [_piece(lay["file_uri"], *found)]
     else:
         await _indirect(svc, target, domain_doc, job, lay, indices)
+    for pieces in job.refs.values():      # linked bytes obey allowed_buckets too
+        for piece in pieces:
+            check_allowed_bucket(piece[0], svc.settings)
 
 
 async def _indirect(svc, target, domain_doc, job, lay, indices):

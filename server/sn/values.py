@@ -70,7 +70,7 @@ def item_estimate(job: Job) -> int:
 
 
 async def read_array(svc, job: Job, sel, request=None, offload=None) -> np.ndarray:
-    out = np.empty(types.full_shape(job.piece_type, sel.shape), job.piece_dtype)
+    out = np.empty(types.full_shape(job.piece_type, sel.shape), job.out_dtype)
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
     via = await svc.executor.read(job, tasks, out, offload)
     if request is not None:
@@ -79,7 +79,7 @@ async def read_array(svc, job: Job, sel, request=None, offload=None) -> np.ndarr
 
 
 async def read_points(svc, job: Job, points: np.ndarray, request=None) -> np.ndarray:
-    out = np.empty(types.full_shape(job.piece_type, (len(points),)), job.piece_dtype)
+    out = np.empty(types.full_shape(job.piece_type, (len(points),)), job.out_dtype)
     tasks = await _prepare(svc, job, selection.point_chunk_tasks(points, job.chunk_dims))
     via = await svc.executor.read(job, tasks, out)
     if request is not None:
@@ -197,31 +197,52 @@ def page_size(sel, job: Job, limit: int) -> int:
 
 # ---- queries -------------------------------------------------------------------
 
-def _check_table(doc):
-    if doc["type"].get("class") != "H5T_COMPOUND" or len(dims_of(doc)) != 1:
+def is_table(doc) -> bool:
+    """Queries of a compound dataset select rows; of any other, elements (named `_`)."""
+    return doc["type"].get("class") == "H5T_COMPOUND"
+
+
+def _check_query(doc, update):
+    dims = dims_of(doc)
+    if is_table(doc) and len(dims) != 1:
         raise BadRequest("queries need a one-dimensional compound dataset")
+    if not is_table(doc) and (update or not dims):
+        raise BadRequest("query updates need a compound dataset" if update else
+                         "queries need a dataset with dimensions")
 
 
 async def run_query(svc, job, doc, select, text, limit, update=None, positions=True):
     """(absolute row indices, rows) of the matches, in row order; indices None when
-    positions is false (binary answers carry rows only: less to move from the DNs)."""
-    _check_table(doc)
+    positions is false (binary answers carry rows only: less to move from the DNs).
+    Of a non-compound dataset: (positions in the selection, elements), in C order."""
+    _check_query(doc, update)
     sel = selection.parse_select(select, dims_of(doc))
-    if not isinstance(sel.parts[0], slice):
+    if not all(isinstance(part, slice) for part in sel.parts):
         raise BadRequest("a query selection must be a range")
-    start, step = sel.parts[0].start, sel.parts[0].step or 1
+    table = is_table(doc)
+    positions = positions or not table       # elements are put in order by position
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
-    found = await svc.executor.query(job, tasks, text, limit, update, positions)
+    found = await svc.executor.query(job, tasks, text, None if not table else limit, update,
+                                     positions)
     index_parts, row_parts = [], []
     for task, found_at, rows in found:
-        if positions:
+        if positions and table:
+            start, step = sel.parts[0].start, sel.parts[0].step or 1
             offset = task.out_sel[0].start if isinstance(task.out_sel[0], slice) else 0
             index_parts.append(start + (offset + found_at) * step)
+        elif positions:                 # flat position in the selection's answer
+            at = np.unravel_index(found_at, task.shape)
+            index_parts.append(np.ravel_multi_index(
+                tuple(a + s.start for a, s in zip(at, task.out_sel)), sel.shape))
         row_parts.append(rows)
     if not row_parts:
         return np.zeros(0, np.int64), np.zeros(0, job.piece_dtype)
-    rows = np.concatenate(row_parts)[:limit]
-    return (np.concatenate(index_parts)[:limit] if positions else None), rows
+    rows = np.concatenate(row_parts)
+    indices = np.concatenate(index_parts) if positions else None
+    if not table:
+        order = np.argsort(indices, kind="stable")
+        indices, rows = indices[order], rows[order]
+    return (indices[:limit] if positions else None), rows[:limit]
 
 
 async def query_response(request, svc, target, domain_doc, doc, job, binary, update=None):
@@ -236,7 +257,9 @@ async def query_response(request, svc, target, domain_doc, doc, job, binary, upd
         # rows only, in the dataset's packing (what HSDS 1.0.2 answers and clients read)
         return web.Response(body=encode(rows, job, True), content_type=BINARY)
     listed = values.to_json(rows, job.piece_type, ignore_nan=flag(q, "ignore_nan"))
-    value = [[int(i)] + list(row) for i, row in zip(indices, listed)]
+    # rows of a table with their index first; a simple dataset's elements as they are
+    value = [[int(i)] + list(row) for i, row in zip(indices, listed)] if is_table(doc) \
+        else listed
     return json_response({"value": value,
                           "hrefs": value_hrefs(request, target, doc, domain_doc)})
 

@@ -8,5 +8,4 @@ def open_store(settings) -> Store:
         from .posix import PosixStore
         return PosixStore(settings.root_dir)
     from .s3 import S3Store
-    return S3Store(settings.aws_s3_gateway, settings.aws_region,
-                   settings.aws_access_key_id, settings.aws_secret_access_key)
+    return S3Store.from_settings(settings)

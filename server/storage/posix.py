@@ -3,16 +3,22 @@
 Writes go to a temp file outside every bucket (ROOT_DIR/.h5cloud-tmp) and are
 renamed into place, so readers never see half an object and nothing stray
 lands under a dataset's folder (HSDS reads any file there as a chunk).
-Blocking file calls run in the default thread pool.
+Blocking file calls run in the default thread pool. A full disk (ENOSPC, EDQUOT)
+is InsufficientStorage (507) and leaves nothing behind (the temp file is removed,
+the object keeps its old bytes); an I/O error or a read-only file system is
+Unavailable (503).
 """
 import asyncio
 import contextlib
+import errno
 import fcntl
+import logging
 import os
 import tempfile
+import time
 from pathlib import Path
 
-from ..core.errors import NotFound, PreconditionFailed
+from ..core.errors import InsufficientStorage, NotFound, PreconditionFailed, Unavailable
 from .base import Store, check_bucket, check_key
 
 TMP_DIR = ".h5cloud-tmp"
@@ -20,6 +26,10 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
 _WRITE_ATTEMPTS = 20
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_DOWN = {errno.EIO, errno.EROFS, errno.ETIMEDOUT, errno.ESTALE, errno.EAGAIN, errno.EBUSY,
+         errno.ENOMEM, errno.EMFILE, errno.ENFILE}
+log = logging.getLogger("h5cloud.storage")
 
 
 class PosixStore(Store):
@@ -29,6 +39,18 @@ class PosixStore(Store):
             raise ValueError(f"ROOT_DIR is not a folder: {root_dir}")
         self.tmp = self.root / TMP_DIR
         self.tmp.mkdir(exist_ok=True)
+        self._sweep_tmp()
+
+    def _sweep_tmp(self, age_s: float = 3600.0):
+        """Remove temp files a killed process left (an hour old: other nodes share the
+        folder and may be writing theirs now)."""
+        cutoff = time.time() - age_s
+        for path in self.tmp.iterdir():
+            try:
+                if path.name != ".cas-lock" and path.stat().st_mtime < cutoff:
+                    path.unlink()
+            except OSError:
+                pass
 
     def _bucket_dir(self, bucket: str) -> Path:
         path = self.root / check_bucket(bucket)
@@ -41,7 +63,16 @@ class PosixStore(Store):
 
     @staticmethod
     async def _run(fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        except OSError as e:
+            if e.errno in _FULL:
+                log.info("storage full: %s", e)
+                raise InsufficientStorage(f"storage is full: {e.strerror}") from None
+            if e.errno in _DOWN:
+                log.info("storage unavailable: %s", e)
+                raise Unavailable(f"storage unavailable: {e.strerror}") from None
+            raise
 
     async def get(self, bucket, key):
         path = self._path(bucket, key)

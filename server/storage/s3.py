@@ -1,28 +1,76 @@
-"""S3 storage through aiobotocore: one client (one connection pool) per process."""
-import contextlib
-import os
+"""S3 storage through aiobotocore: one client (one connection pool) per process.
 
+Faults (STORAGE.md, README "Storage faults"): botocore's "standard" retry mode
+retries what S3 allows before an answer is parsed (5xx, SlowDown and other
+throttling codes, connection resets, timeouts), with jittered exponential backoff
+and a retry quota that stops retrying when S3 stays down. What it does not retry
+is retried here: a response body cut short (Content-Length not reached), a read
+timeout or reset while reading the body, and a body whose CRC does not match the
+checksum S3 stored with the object (botocore validates it when present). Every
+operation is bounded by `storage_timeout`. When S3 still fails, the error is
+Unavailable (503: try again later); a missing key is NotFound; never a half read.
+"""
+import asyncio
+import contextlib
+import logging
+import os
+import random
+
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from botocore.exceptions import ClientError
+from botocore.exceptions import (BotoCoreError, ClientError, FlexibleChecksumError,
+                                 IncompleteReadError, ResponseStreamingError)
 
-from ..core.errors import NotFound, PreconditionFailed
+from ..core.errors import NotFound, PreconditionFailed, Unavailable
 from .base import Store, check_bucket, check_key
+
+log = logging.getLogger("h5cloud.storage")
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}
 _RACE = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+# codes S3 uses for "not now" (botocore retries them; once it gives up they are 503s)
+_TRANSIENT = {"SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout",
+              "RequestTimeTooSkewed", "Throttling", "ThrottlingException",
+              "RequestLimitExceeded", "BandwidthLimitExceeded", "TooManyRequestsException",
+              "OperationAborted", "500", "502", "503", "504"}
+
+
+class _BodyError(Exception):
+    """Reading a response body failed after its headers arrived (botocore does not retry)."""
+
+
+# failures botocore leaves to us: retried here (each attempt is a new request)
+_TRANSFER = (_BodyError, IncompleteReadError, ResponseStreamingError, FlexibleChecksumError,
+             aiohttp.ClientPayloadError)
 
 
 def _strip(bucket: str) -> str:
     return check_bucket(bucket.removeprefix("s3://"))
 
 
+def _code(e: ClientError) -> str:
+    return str(e.response.get("Error", {}).get("Code", ""))
+
+
+def _status(e: ClientError) -> int:
+    return int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
 class S3Store(Store):
     def __init__(self, endpoint: str = "", region: str = "us-east-1",
-                 access_key: str = "", secret_key: str = "", max_connections: int = 64):
+                 access_key: str = "", secret_key: str = "", max_connections: int = 64,
+                 connect_timeout: float = 10.0, read_timeout: float = 30.0,
+                 max_attempts: int = 5, retry_mode: str = "standard",
+                 op_timeout: float = 45.0):
+        self.max_attempts = max(1, int(max_attempts))
+        self.op_timeout = op_timeout if op_timeout and op_timeout > 0 else None
         self._args = {"region_name": region or "us-east-1",
                       "config": AioConfig(max_pool_connections=max_connections,
-                                          retries={"max_attempts": 3, "mode": "standard"})}
+                                          connect_timeout=connect_timeout,
+                                          read_timeout=read_timeout,
+                                          retries={"max_attempts": self.max_attempts,
+                                                   "mode": retry_mode or "standard"})}
         if endpoint:
             self._args["endpoint_url"] = endpoint
         if access_key and secret_key:
@@ -35,11 +83,47 @@ class S3Store(Store):
         self._stack = contextlib.AsyncExitStack()
         self._client = None
 
+    @classmethod
+    def from_settings(cls, settings) -> "S3Store":
+        return cls(settings.aws_s3_gateway, settings.aws_region, settings.aws_access_key_id,
+                   settings.aws_secret_access_key,
+                   connect_timeout=settings.s3_connect_timeout,
+                   read_timeout=settings.s3_read_timeout,
+                   max_attempts=settings.s3_max_attempts,
+                   retry_mode=settings.s3_retry_mode,
+                   op_timeout=settings.storage_timeout)
+
     async def client(self):
         if self._client is None:
             self._client = await self._stack.enter_async_context(
                 get_session().create_client("s3", **self._args))
         return self._client
+
+    async def _run(self, what: str, key: str, call):
+        """await call() with the retries botocore leaves to us, within op_timeout; S3's
+        'not now' answers and transport failures become Unavailable (503)."""
+        try:
+            return await asyncio.wait_for(self._attempts(what, key, call), self.op_timeout)
+        except ClientError as e:
+            if _code(e) in _TRANSIENT or _status(e) >= 500:
+                log.info("storage unavailable: %s %s: %s", what, key, _describe(e))
+                raise Unavailable(f"storage unavailable: {what} {key}: {_describe(e)}") from None
+            raise
+        except (BotoCoreError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+            # connection refused/reset, timeouts: botocore has retried them already
+            log.info("storage unavailable: %s %s: %s", what, key, _describe(e))
+            raise Unavailable(f"storage unavailable: {what} {key}: {_describe(e)}") from None
+
+    async def _attempts(self, what, key, call):
+        for attempt in range(self.max_attempts):
+            try:
+                return await call()
+            except _TRANSFER as e:
+                if attempt + 1 >= self.max_attempts:
+                    raise Unavailable(f"storage unavailable: {what} {key}: "
+                                      f"{_describe(e)}") from None
+                log.info("retrying %s %s after %s", what, key, _describe(e))
+                await asyncio.sleep(random.uniform(0.5, 1.0) * min(2.0, 0.05 * 2 ** attempt))
 
     async def get(self, bucket, key):
         return (await self._get(bucket, key, None))[0]
@@ -57,14 +141,22 @@ class S3Store(Store):
         args = {"Bucket": _strip(bucket), "Key": check_key(key)}
         if byte_range:
             args["Range"] = byte_range
-        try:
+
+        async def once():
             rsp = await s3.get_object(**args)
-            async with rsp["Body"] as body:
-                return await body.read(), rsp.get("ETag", "")
+            try:
+                async with rsp["Body"] as body:
+                    # botocore checks the length (and the CRC, when S3 has one) at the end
+                    return await body.read(), rsp.get("ETag", "")
+            except (BotoCoreError, aiohttp.ClientError, OSError, asyncio.TimeoutError) as e:
+                raise _BodyError(_describe(e)) from e
+
+        try:
+            return await self._run("GET", key, once)
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in _MISSING:
+            if _code(e) in _MISSING:
                 raise NotFound(f"key not found: {key}") from None
-            if e.response.get("Error", {}).get("Code") == "InvalidRange":
+            if _code(e) == "InvalidRange":
                 return b"", ""
             raise
 
@@ -77,12 +169,17 @@ class S3Store(Store):
 
     async def _put(self, bucket, key, data, **condition):
         s3 = await self.client()
-        try:
-            rsp = await s3.put_object(Bucket=_strip(bucket), Key=check_key(key),
-                                      Body=bytes(data), **condition)
+        body = bytes(data)
+
+        async def once():
+            rsp = await s3.put_object(Bucket=_strip(bucket), Key=check_key(key), Body=body,
+                                      **condition)
             return rsp.get("ETag", "")
+
+        try:
+            return await self._run("PUT", key, once)
         except ClientError as e:
-            code = e.response.get("Error", {}).get("Code")
+            code = _code(e)
             if code in _MISSING:
                 raise NotFound(f"bucket not found: {bucket}") from None
             if condition and code in _RACE:
@@ -92,33 +189,41 @@ class S3Store(Store):
     async def delete(self, bucket, key):
         s3 = await self.client()
         try:
-            await s3.delete_object(Bucket=_strip(bucket), Key=check_key(key))
+            await self._run("DELETE", key, lambda: s3.delete_object(Bucket=_strip(bucket),
+                                                                    Key=check_key(key)))
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") not in _MISSING:
+            if _code(e) not in _MISSING:
                 raise
 
     async def exists(self, bucket, key):
         s3 = await self.client()
         try:
-            await s3.head_object(Bucket=_strip(bucket), Key=check_key(key))
+            await self._run("HEAD", key, lambda: s3.head_object(Bucket=_strip(bucket),
+                                                                Key=check_key(key)))
             return True
         except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in _MISSING:
+            if _code(e) in _MISSING:
                 return False
             raise
 
     async def _pages(self, bucket, prefix, delimiter):
+        """list_objects_v2 pages, each call retried on its own (a paginator could not be)."""
         s3 = await self.client()
         args = {"Bucket": _strip(bucket), "Prefix": prefix}
         if delimiter:
             args["Delimiter"] = delimiter
-        try:
-            async for page in s3.get_paginator("list_objects_v2").paginate(**args):
-                yield page
-        except ClientError as e:
-            if e.response.get("Error", {}).get("Code") in _MISSING:
-                raise NotFound(f"bucket not found: {bucket}") from None
-            raise
+        while True:
+            try:
+                page = await self._run("LIST", prefix, lambda: s3.list_objects_v2(**args))
+            except ClientError as e:
+                if _code(e) in _MISSING:
+                    raise NotFound(f"bucket not found: {bucket}") from None
+                raise
+            yield page
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            args["ContinuationToken"] = token
 
     async def list_sizes(self, bucket, prefix):
         async for page in self._pages(bucket, prefix, None):
@@ -136,3 +241,14 @@ class S3Store(Store):
     async def close(self):
         await self._stack.aclose()
         self._client = None
+
+
+def _describe(e: BaseException) -> str:
+    if isinstance(e, ClientError):
+        err = e.response.get("Error", {})
+        return f"S3 {err.get('Code') or _status(e)} ({err.get('Message') or 'no message'})"
+    if isinstance(e, _BodyError):
+        return f"reading the body: {e}"
+    if isinstance(e, asyncio.TimeoutError) and not str(e):
+        return "timed out"
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
