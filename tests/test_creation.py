@@ -184,6 +184,13 @@ def test_dataset_layouts_and_maxdims(dom):
     for dims in ([5], [50, 5], [0, 5]):
         post(dom, "datasets", {"type": I32, "shape": [10, 10], "creationProperties": {
             "layout": {"class": "H5D_CHUNKED", "dims": dims}}}, 400)
+    huge_items = post(dom, "datasets", {"shape": [3], "type": {   # h5py's auto-chunk "abuse"
+        "class": "H5T_STRING", "charSet": "H5T_CSET_ASCII", "strPad": "H5T_STR_NULLPAD",
+        "length": 100_000_000}})
+    assert huge_items["creationProperties"]["layout"]["dims"] == [1]
+    post(dom, "datasets", {"shape": [3], "type": {
+        "class": "H5T_STRING", "charSet": "H5T_CSET_ASCII", "strPad": "H5T_STR_NULLPAD",
+        "length": 10 ** 12}}, 400)
     scalar = post(dom, "datasets", {"type": I32})
     doc = dom.ok("GET", f"/datasets/{scalar['id']}")
     assert {"id", "root", "type", "shape", "creationProperties", "attributeCount", "created",
@@ -267,3 +274,14 @@ def test_compound_points(dom):
         assert rsp.status_code == 200
         want = arr.reshape(-1)[[1, 4]] if shape == [6] else arr.reshape(-1)[[1, 5]]
         assert np.array_equal(np.frombuffer(rsp.content, dt), want)
+
+
+def test_region_reference_attribute_as_object(dom):
+    """h5pyd 1.0's dset.query() stores a region reference as an object: kept verbatim."""
+    did = post(dom, "datasets", {"type": I32, "shape": [4, 4]})["id"]
+    ref = {"id": did[2:], "select_type": "H5S_SEL_POINTS", "selection": [[1, 1], [2, 3]]}
+    body = {"obj_ids": {did: {"attributes": {"regref": {
+        "shape": {"class": "H5S_SCALAR"},
+        "type": {"class": "H5T_REFERENCE", "base": "H5T_STD_REF_DSETREG"}, "value": ref}}}}}
+    dom.ok("PUT", f"/datasets/{did}/attributes", 201, data=json.dumps(body))
+    assert dom.ok("GET", f"/datasets/{did}/attributes/regref")["value"] == ref

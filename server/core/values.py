@@ -19,6 +19,7 @@ Fixed-size numeric types never go through per-element Python code.
 """
 import base64
 import binascii
+import json
 import math
 import struct
 
@@ -208,8 +209,10 @@ def _regref_flat(flat, info):
     for v in flat:
         if isinstance(v, str):
             v = v.encode("utf-8")
+        elif isinstance(v, dict):     # h5pyd 1.0's form: {"id", "select_type", "selection"}
+            v = json.dumps(v).encode("utf-8")
         elif not isinstance(v, bytes):
-            raise BadRequest("region reference values must be strings")
+            raise BadRequest("region reference values must be strings or objects")
         if len(v) > MAX_VLEN_ITEM:
             raise BadRequest("variable-length item larger than 1000000 bytes")
         items.append(v)
