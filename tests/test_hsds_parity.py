@@ -100,11 +100,16 @@ def test_same_answers_as_hsds(tmp_path):
     start = subprocess.run(["bash", str(ANCHOR), "start"], env=env, capture_output=True,
                            text=True, timeout=300)
     assert start.returncode == 0, start.stdout + start.stderr
-    home = ("import requests\n"
+    # HSDS answers /about before all its nodes are ready: 5xx until then
+    home = ("import requests, time\n"
             "for path, owner in (('/home', None), ('/home/test_user1', 'test_user1')):\n"
             "    body = {'folder': 1, **({'owner': owner} if owner else {})}\n"
-            "    r = requests.put('http://127.0.0.1:5101/', params={'domain': path},\n"
-            "                     auth=('admin', 'admin'), json=body, timeout=30)\n"
+            "    for _ in range(60):\n"
+            "        r = requests.put('http://127.0.0.1:5101/', params={'domain': path},\n"
+            "                         auth=('admin', 'admin'), json=body, timeout=30)\n"
+            "        if r.status_code < 500:\n"
+            "            break\n"
+            "        time.sleep(0.5)\n"
             "    assert r.status_code in (200, 201, 409), r.text\n")
     try:
         made = subprocess.run(["bash", str(ANCHOR), "exec", sys.executable, "-c", home],

@@ -526,15 +526,107 @@ def test_vlen_of_compound():
     assert V.to_bytes(arr, t)[:4] == (16).to_bytes(4, "little")
 
 
-def test_vlen_of_vlen_string_cannot_be_written():
+def _item(payload):
+    return len(payload).to_bytes(4, "little") + payload
+
+
+def _i32s(*v):
+    return np.array(v, dtype="<i4").tobytes()
+
+
+VLEN_I32_LE = {"class": "H5T_VLEN", "base": I32}
+INNER_VLENS = {"class": "H5T_COMPOUND", "fields": [{"name": "a", "type": VLEN_I32_LE},
+                                                   {"name": "b", "type": VLEN_I32_LE}]}
+# h5pyd test_datatype::test_nested_compound_vlen: {f1: vlen of {a: vlen i4, b: vlen i4}, f2: i8}
+NESTED_VLEN = {"class": "H5T_COMPOUND", "fields": [
+    {"name": "f1", "type": {"class": "H5T_VLEN", "size": "H5T_VARIABLE", "base": INNER_VLENS}},
+    {"name": "f2", "type": num("H5T_STD_I64LE")}]}
+NESTED_VLEN_VALUE = [[[[[1, 2], [6, 7, 8]], [[10, 11, 12, 13], [16, 17, 18, 19, 20]]], 2],
+                     [[[[1, 2], [6, 7, 8]]], 3]]
+
+
+def test_vlen_of_compound_with_vlen_fields():
+    """The outer prefix counts the payload bytes: each record's fields, each vlen field
+    with its own prefix (§12.4, recursively) -- h5pyd's 124-byte body."""
+    arr = roundtrip(NESTED_VLEN_VALUE, NESTED_VLEN, (2,))
+    in1 = _item(_i32s(1, 2)) + _item(_i32s(6, 7, 8))
+    in2 = _item(_i32s(10, 11, 12, 13)) + _item(_i32s(16, 17, 18, 19, 20))
+    expect = (_item(in1 + in2) + (2).to_bytes(8, "little")
+              + _item(in1) + (3).to_bytes(8, "little"))
+    assert len(expect) == 124
+    assert V.to_bytes(arr, NESTED_VLEN) == expect
+    back = V.from_bytes(expect, NESTED_VLEN, 2)
+    assert back["f1"][0].dtype.names == ("a", "b")
+    assert back["f1"][0]["b"][1].tolist() == [16, 17, 18, 19, 20]
+    # scalar (the attribute of test_nesting_compound_with_vlen_fields), empty sequences
+    roundtrip(NESTED_VLEN_VALUE[0], NESTED_VLEN, ())
+    roundtrip([[[], 7], [[[[], []]], 8]], NESTED_VLEN, (2,))
+    assert V.to_bytes(V.from_json([[], 7], NESTED_VLEN, ()), NESTED_VLEN) == \
+        b"\0" * 4 + (7).to_bytes(8, "little")
+
+
+def test_vlen_of_compound_with_vlen_strings():
+    """test_vlen_compound_with_vlen_string: {f: vlen of {a: vstr, b: vstr}}."""
+    for cs in (VSTR_UTF8, VSTR_ASCII):
+        t = {"class": "H5T_COMPOUND", "fields": [{"name": "f", "type": {
+            "class": "H5T_VLEN", "base": {"class": "H5T_COMPOUND", "fields": [
+                {"name": "a", "type": cs}, {"name": "b", "type": cs}]}}}]}
+        value = [[["apples", "bananas"], ["peaches", "oranges"]]]
+        arr = roundtrip(value, t, ())
+        pair = _item(b"apples") + _item(b"bananas") + _item(b"peaches") + _item(b"oranges")
+        assert V.to_bytes(arr, t) == _item(pair)
+
+
+def test_vlen_of_vlen():
+    t = {"class": "H5T_VLEN", "base": VLEN_I32_LE}
+    value = [[[1], [2, 3], []], [], [[4]]]
+    arr = roundtrip(value, t, (3,))
+    assert V.to_bytes(arr, t) == (_item(_item(_i32s(1)) + _item(_i32s(2, 3)) + _item(b""))
+                                  + _item(b"") + _item(_item(_i32s(4))))
+    t3 = {"class": "H5T_VLEN", "base": t}                          # three levels
+    roundtrip([[[[1, 2]], []], []], t3, (2,))
+
+
+def test_vlen_of_vlen_string():
     t = {"class": "H5T_VLEN", "base": VSTR_UTF8}
+    arr = roundtrip([["a", "b\u00e9"], []], t, (2,))
+    assert V.to_bytes(arr, t) == _item(_item(b"a") + _item("b\u00e9".encode())) + _item(b"")
+    assert V.to_json(V.from_bytes(b"\x05\0\0\0\x01\0\0\0a", t, 1), t) == [["a"]]
+    # testPutVlenVlenError: a bare string is no vlen element
     with pytest.raises(BadRequest):
-        V.from_json([["a", "b"]], t, (1,))
-    with pytest.raises(BadRequest):
-        V.from_bytes(b"\x05\0\0\0\x01\0\0\0a", t, 1)
-    fill = V.fill_array(t, (2,))                      # but reading unwritten data works
+        V.from_json("one: \u4e00", t, ())
+    fill = V.fill_array(t, (2,))                      # unwritten data reads as 0
     assert V.to_json(fill, t) == [0, 0]
     assert V.to_bytes(fill, t) == b"\0" * 8
+
+
+def test_nested_vlen_unwritten_internal():
+    """Unwritten elements below the top level keep their -1 marker between processes."""
+    t = {"class": "H5T_VLEN", "base": VLEN_I32_LE}
+    arr = np.empty(1, dtype=T.dtype_of(t))
+    inner = np.empty(2, dtype=T.dtype_of(VLEN_I32_LE))
+    inner[0] = 0
+    inner[1] = np.array([5], dtype="<i4")
+    arr[0] = inner
+    data = V.to_bytes(arr, t, internal=True)
+    assert data == _item(b"\xff\xff\xff\xff" + _item(_i32s(5)))
+    assert V.to_json(V.from_bytes(data, t, 1, internal=True), t) == [[0, [5]]]
+    assert V.to_json(V.from_bytes(V.to_bytes(arr, t), t, 1), t) == [[[], [5]]]
+
+
+def test_nested_vlen_invalid():
+    t = {"class": "H5T_VLEN", "base": VLEN_I32_LE}
+    for bad in ([[1, 2]], [["x"]], [[[1], 2]]):
+        with pytest.raises(BadRequest):
+            V.from_json(bad, t, (1,))
+    with pytest.raises(BadRequest):                   # a bare int for the compound record
+        V.from_json([[5], 1], NESTED_VLEN, ())
+    good = V.to_bytes(V.from_json([[[1], [2, 3]]], t, (1,)), t)
+    for data in (good[:-1],                           # too short
+                 (6).to_bytes(4, "little") + good[4:],   # outer length cuts an inner item
+                 (8).to_bytes(4, "little") + _item(b"\x01\x00\x00") + b"\0"):  # 3 of i4
+        with pytest.raises(BadRequest):
+            V.from_bytes(data, t, 1)
 
 
 def test_vlen_invalid():

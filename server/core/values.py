@@ -302,10 +302,9 @@ def _convert_elems(elems, info):
             out[name] = _convert_elems(list(col), finfo)
         return out
     if kind == "vlen":
+        # a variable-length base (vlen strings, compounds with vlen fields, vlen of
+        # vlen) recurses: each sequence is an object/structured array of the base
         base = info.base
-        if base.variable:
-            raise BadRequest("values of a vlen type with a variable-length base "
-                             "are not supported")
         out = np.empty(n, dtype=info.dtype)
         for i, e in enumerate(elems):
             if isinstance(e, np.ndarray):
@@ -317,7 +316,7 @@ def _convert_elems(elems, info):
                 seq = _scalar_values(flat, base, (len(flat),))
             else:
                 seq = _convert_elems(list(e), base)
-            if seq.nbytes > MAX_VLEN_ITEM:
+            if not base.variable and seq.nbytes > MAX_VLEN_ITEM:
                 raise BadRequest("variable-length item larger than 1000000 bytes")
             out[i] = seq
         return out
@@ -694,9 +693,9 @@ class _VlenReader:
     def __init__(self, info):
         self.info = info
         self.base = info.base
-        if self.base.variable:
-            raise BadRequest("values of a vlen type with a variable-length base "
-                             "are not supported")
+        # a variable-length base: the payload is a run of base items, each
+        # encoded as usual (its own prefixes), read until the payload is used up
+        self.base_reader = _reader(self.base) if self.base.variable else None
         self.items = []
 
     def read(self, mv, pos):
@@ -705,6 +704,16 @@ class _VlenReader:
             self.items.append(0)
             return end
         base = self.base
+        sub = self.base_reader
+        if sub is not None:
+            payload = mv[:end]          # nested items may not run past the payload
+            count, p = 0, start
+            while p < end:
+                p = sub.read(payload, p)
+                count += 1
+            seq = sub.finish(count)
+            self.items.append(seq.reshape((-1,) + base.dims) if base.dims else seq)
+            return end
         size = base.dtype.itemsize
         if (end - start) % size:
             raise BadRequest("vlen item size is not a multiple of the base size")
