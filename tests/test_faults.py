@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 import requests
 
+import test_dataset_values
 from conftest import cluster_env, make_bucket, make_home, start_cluster
 from s3_faults import FaultProxy
 from server.core.ids import chunk_id, chunk_key, dataset_prefix, domain_key
@@ -39,24 +40,14 @@ FAST = dict(S3_MAX_ATTEMPTS=2, S3_CONNECT_TIMEOUT=2, S3_READ_TIMEOUT=2, STORAGE_
 WAIT = 30                        # seconds a poll may take before the test gives up
 
 
-class Domain:
+class Domain(test_dataset_values.Domain):
+    """The value tests' domain helper; this one may name an existing domain."""
+
     def __init__(self, endpoint, path=None, create=True):
         self.endpoint = endpoint
         self.path = path or f"/home/test_user1/f{uuid.uuid4().hex[:10]}.h5"
         if create:
             self.root = self.ok("PUT", "/", 201)["root"]
-
-    def req(self, method, path, **kw):
-        params = {"domain": self.path, **kw.pop("params", {})}
-        return requests.request(method, self.endpoint + path, params=params, auth=U1,
-                                timeout=60, **kw)
-
-    def ok(self, method, path, status=200, **kw):
-        rsp = self.req(method, path, **kw)
-        assert rsp.status_code == status, (method, path, rsp.status_code, rsp.text[:500])
-        if rsp.headers.get("Content-Type", "").startswith("application/octet-stream"):
-            return rsp.content
-        return rsp.json() if rsp.content else None
 
     def dataset(self, n, **cpl):
         body = {"type": F32, "shape": [n],

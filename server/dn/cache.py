@@ -13,6 +13,7 @@ the oldest entry alone and stops there if that fails too, new changes are refuse
 that cannot be decoded is BadGateway (502), never a value.
 """
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -221,16 +222,34 @@ class WriteBackCache:
 
     # ---- write-back -----------------------------------------------------------
 
-    async def write(self, bk):
+    async def _wait_writes(self, bk):
         while bk in self._writing:
             await asyncio.shield(self._writing[bk])
+
+    @contextlib.contextmanager
+    def _storing(self, bk):
+        """One storage write of bk at a time (others wait in _wait_writes); its outcome
+        says whether storage is failing (503/507) or fine."""
+        done = asyncio.get_running_loop().create_future()
+        self._writing[bk] = done
+        try:
+            yield
+            self.failing = None
+        except Exception as e:
+            if isinstance(e, HttpError) and e.status in (503, 507):
+                self.failing = e
+            raise
+        finally:
+            del self._writing[bk]
+            done.set_result(None)
+
+    async def write(self, bk):
+        await self._wait_writes(bk)
         entry = self._entries.get(bk)
         if entry is None or bk not in self._dirty:
             return
-        done = asyncio.get_running_loop().create_future()
-        self._writing[bk] = done
         version = entry.version
-        try:
+        with self._storing(bk):
             if entry.stored is not True and entry.empty is not None \
                     and entry.empty(entry.value):
                 # all fill: nothing to store; if storage may hold an old copy, remove it
@@ -247,33 +266,14 @@ class WriteBackCache:
                 entry.stored = True
             if entry.version == version and self._entries.get(bk) is entry:
                 self._clean(bk)
-            self.failing = None
-        except Exception as e:
-            if isinstance(e, HttpError) and e.status in (503, 507):
-                self.failing = e
-            raise
-        finally:
-            del self._writing[bk]
-            done.set_result(None)
 
     async def put_now(self, bk, value, encode, size=None) -> Entry:
         """Store value at once, then cache it, clean (a write the caller waits for). If
         storage fails the cache is left as it was, so a retry of the request finds
         nothing half done."""
-        while bk in self._writing:
-            await asyncio.shield(self._writing[bk])
-        done = asyncio.get_running_loop().create_future()
-        self._writing[bk] = done
-        try:
+        await self._wait_writes(bk)
+        with self._storing(bk):
             await self.store.put(bk[0], bk[1], encode(value))
-            self.failing = None
-        except Exception as e:
-            if isinstance(e, HttpError) and e.status in (503, 507):
-                self.failing = e
-            raise
-        finally:
-            del self._writing[bk]
-            done.set_result(None)
         entry = self.insert(bk, value, encode, stored=True, size=size)
         self._clean(bk)
         return entry

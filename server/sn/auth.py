@@ -143,28 +143,33 @@ class Authenticator:
             raise Unauthorized("authentication required")
         return Caller(ANONYMOUS, anonymous=True)
 
-    def authenticate(self, header: str | None, write: bool) -> Caller:
-        """The caller for an Authorization header; anonymous reads run as 'default'.
-        Hashes are computed inline here; the server uses authenticate_async."""
+    def _start(self, header: str | None, write: bool):
+        """The caller when no password check is needed (anonymous, remembered), else
+        the (key, user, password) to check."""
         if not header:
             return self._anonymous(write)
         key = self._key(header)
         user = self._remembered(key)
         if user is not None:
             return self.caller(user)
-        user, password = self._credentials(header)
+        return (key, *self._credentials(header))
+
+    def authenticate(self, header: str | None, write: bool) -> Caller:
+        """The caller for an Authorization header; anonymous reads run as 'default'.
+        Hashes are computed inline here; the server uses authenticate_async."""
+        found = self._start(header, write)
+        if isinstance(found, Caller):
+            return found
+        key, user, password = found
         return self._verdict(key, user, self._check(user, password))
 
     async def authenticate_async(self, header: str | None, write: bool) -> Caller:
         """As authenticate, with a hash check (a first login, a wrong password, an
         unknown user where the file holds hashes) run in the thread pool."""
-        if not header:
-            return self._anonymous(write)
-        key = self._key(header)
-        user = self._remembered(key)
-        if user is not None:
-            return self.caller(user)
-        user, password = self._credentials(header)
+        found = self._start(header, write)
+        if isinstance(found, Caller):
+            return found
+        key, user, password = found
         if not pw.is_hashed(self._entry(user)[0]):
             return self._verdict(key, user, self._check(user, password))
         if self._hashing >= max(1, self.settings.max_task_count):
