@@ -9,6 +9,9 @@
 # --lambda-local: a demo of serverless reads on one machine: S3 is moto's server
 # (in memory, port 5900), the built chunk_read zip runs behind the local Invoke
 # endpoint (port 9001), and the SN offloads big reads to it (grep serverless run/sn.log).
+# --docker: SN and DNs as containers (admin/docker/): needs a running Docker engine and
+# compose (v2 plugin or v1 docker-compose); builds the image on a local Debian base
+# where the official Python image cannot be pulled. ./stopall.sh stops either kind.
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
@@ -22,7 +25,7 @@ while [ $# -gt 0 ]; do
     --dn=*) dn=${1#--dn=}; shift ;;
     --docker) mode=docker; shift ;;
     --lambda-local) lambda_local=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "runall.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,10 +38,10 @@ case "$dn" in ''|*[!0-9]*|0) echo "runall.sh: --dn needs a positive number" >&2;
 export BUCKET_NAME=${BUCKET_NAME:-hsdstest}
 if [ "$lambda_local" = 1 ]; then
   s3_port=${S3_PORT:-5900} lambda_port=${LAMBDA_PORT:-9001}
-  export AWS_S3_GATEWAY=${AWS_S3_GATEWAY:-http://127.0.0.1:$s3_port}
+  export AWS_S3_GATEWAY=${AWS_S3_GATEWAY:-http://$bind_host:$s3_port}
   export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-testing} AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-testing}
   export AWS_REGION=${AWS_REGION:-us-east-1}
-  export AWS_LAMBDA_CHUNKREAD_FUNCTION=chunk_read AWS_LAMBDA_GATEWAY=http://127.0.0.1:$lambda_port
+  export AWS_LAMBDA_CHUNKREAD_FUNCTION=chunk_read AWS_LAMBDA_GATEWAY=http://$bind_host:$lambda_port
   # one machine runs a few workers, not AWS's thousand: the SN plans for what answers
   export AWS_LAMBDA_MAX_INVOKE=${AWS_LAMBDA_MAX_INVOKE:-8}
   export ROOT_DIR=""
@@ -50,6 +53,22 @@ if [ -z "${AWS_S3_GATEWAY:-}" ]; then
 fi
 endpoint="http://127.0.0.1:$SN_PORT"
 
+if [ "$mode" = docker ]; then
+  if ! docker info >/dev/null 2>&1; then
+    echo "runall.sh: no Docker engine is reachable ('docker info' fails)." >&2
+    echo "  Start one (Debian, as root: apt-get install docker.io docker-compose debootstrap;" >&2
+    echo "  dockerd &), or run ./runall.sh without --docker for plain processes." >&2
+    exit 1
+  fi
+  admin/docker/compose.sh version >/dev/null
+  docker compose version >/dev/null 2>&1 && compose="docker compose" || compose=docker-compose
+  # the containers reach services on this host (moto, the Invoke endpoint) at the
+  # default bridge's gateway, which is Docker's own address on this machine
+  bind_host=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
+else
+  bind_host=127.0.0.1
+fi
+
 # the Python environment (also used to set up the home folders in Docker mode)
 py=.venv/bin/python
 if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml' >/dev/null 2>&1; then
@@ -59,14 +78,14 @@ if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml' >/dev/null 2>&1
   "$py" -m pip install -q -e .
 fi
 
-if [ "$lambda_local" = 1 ] && [ "$mode" != docker ]; then
+if [ "$lambda_local" = 1 ]; then
   "$py" -c 'import moto, boto3' >/dev/null 2>&1 || "$py" -m pip install -q 'moto[server]' boto3
   # the Lambda runtime (python3.12 + boto3), checked here so a missing one stops us early
   ./awslambda/lambda_python.sh >/dev/null
   [ -f dist/chunk_read.zip ] || PIP="$py -m pip" ./awslambda/build.sh
   mkdir -p run
   if ! { [ -f run/moto.pid ] && kill -0 "$(cat run/moto.pid)" 2>/dev/null; }; then
-    nohup "$py" -m moto.server -H 127.0.0.1 -p "$s3_port" > run/moto.log 2>&1 &
+    nohup "$py" -m moto.server -H "$bind_host" -p "$s3_port" > run/moto.log 2>&1 &
     echo $! > run/moto.pid
   fi
   "$py" - "$AWS_S3_GATEWAY" "$BUCKET_NAME" <<'PY'
@@ -81,24 +100,41 @@ for _ in range(100):
         time.sleep(0.1)
 PY
   if ! { [ -f run/lambda.pid ] && kill -0 "$(cat run/lambda.pid)" 2>/dev/null; }; then
-    nohup ./awslambda/serve_local.sh --port "$lambda_port" --concurrency "$AWS_LAMBDA_MAX_INVOKE" \
+    nohup ./awslambda/serve_local.sh --host "$bind_host" --port "$lambda_port" --concurrency "$AWS_LAMBDA_MAX_INVOKE" \
       chunk_read=dist/chunk_read.zip > run/lambda.log 2>&1 &
     echo $! > run/lambda.pid
   fi
 fi
 
 if [ "$mode" = docker ]; then
-  [ "$dn" -le 8 ] || { echo "runall.sh: Docker mode runs at most 8 DNs" >&2; exit 2; }
-  urls=""; services="sn"
-  for i in $(seq 1 "$dn"); do urls="${urls:+$urls,}http://dn$i:6101"; services="$services dn$i"; done
+  image=${H5CLOUD_IMAGE:-h5cloud:latest}
+  base=$(admin/docker/base-image.sh)
+  echo "building $image on $base..."
+  docker build -q --build-arg BASE_IMAGE="$base" -t "$image" . >/dev/null
+  # never root inside: as root here, the containers run as 1000, which gets the data folder
+  uid=$(id -u) gid=$(id -g)
+  if [ "$uid" = 0 ]; then
+    uid=1000 gid=1000
+    [ -z "${AWS_S3_GATEWAY:-}" ] && chown -R "$uid:$gid" "$ROOT_DIR"
+  fi
+  container_root=${ROOT_DIR:+/data}       # empty: S3 (AWS_S3_GATEWAY)
   mkdir -p run && echo docker > run/mode
-  # shellcheck disable=SC2086
-  H5CLOUD_UID=$(id -u) H5CLOUD_GID=$(id -g) DN_URLS=$urls ROOT_DIR=${ROOT_DIR:-$here/data} docker compose -f admin/docker/docker-compose.yml up -d --build $services
+  H5CLOUD_IMAGE=$image H5CLOUD_UID=$uid H5CLOUD_GID=$gid DN_COUNT=$dn \
+    ROOT_DIR=${ROOT_DIR:-$here/data} CONTAINER_ROOT_DIR=$container_root \
+    admin/docker/compose.sh up -d --scale dn="$dn" sn dn
+  up=0
   for _ in $(seq 1 300); do
-    "$py" -c "import sys, server.launch as l; sys.exit(0 if l.ready('$endpoint') else 1)" && break
+    "$py" -c "import sys, server.launch as l; sys.exit(0 if l.ready('$endpoint') else 1)" \
+      && { up=1; break; }
     sleep 0.2
   done
-  log_hint="docker compose -f admin/docker/docker-compose.yml logs sn"
+  if [ "$up" = 0 ]; then
+    echo "runall.sh: the containers did not answer at $endpoint within 60 s; their logs:" >&2
+    admin/docker/compose.sh logs --tail 20 >&2 || true
+    exit 1
+  fi
+  log_hint="$compose -p ${H5CLOUD_PROJECT:-h5cloud} -f admin/docker/docker-compose.yml logs sn"
+  [ "$lambda_local" = 1 ] && log_hint="$log_hint | grep serverless"
 else
   if [ -f run/sn.pid ] && kill -0 "$(cat run/sn.pid)" 2>/dev/null; then
     echo "h5cloud is already running at $endpoint (./stopall.sh stops it)"

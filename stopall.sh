@@ -3,9 +3,11 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 if [ "${RUN_MODE:-}" = docker ] || [ "$(cat run/mode 2>/dev/null)" = docker ]; then
-  docker compose -f admin/docker/docker-compose.yml down --timeout 60
+  # SIGTERM, then up to 60 s for the DNs to flush; the network goes too
+  admin/docker/compose.sh down --timeout 60
   rm -f run/mode
-  exit 0
+  # what --lambda-local started beside the containers (moto, the Invoke endpoint)
+  [ -f run/moto.pid ] || [ -f run/lambda.pid ] || exit 0
 fi
 if [ -x .venv/bin/python ]; then
   .venv/bin/python -m server.launch stop --run-dir run

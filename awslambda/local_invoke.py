@@ -179,6 +179,7 @@ def make_app(functions: dict) -> web.Application:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=9001)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
     p.add_argument("--runtime", default=os.environ.get("LAMBDA_RUNTIME_PYTHON", sys.executable))
     p.add_argument("--concurrency", type=int, default=4, help="workers per function")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per invocation")
@@ -190,7 +191,7 @@ def main(argv=None):
         functions[name] = Function(name, path, args.runtime, args.concurrency, args.timeout)
     print(f"Lambda Invoke endpoint on http://127.0.0.1:{args.port} "
           f"({', '.join(functions)}; runtime {args.runtime})", flush=True)
-    web.run_app(make_app(functions), host="127.0.0.1", port=args.port, print=None)
+    web.run_app(make_app(functions), host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":

@@ -43,6 +43,8 @@ class Settings:
     dn_port: int = 6101
     target_dn_count: int = 4
     dn_urls: list = dataclasses.field(default_factory=list)  # SN: its DNs, in id order
+    dn_service: str = ""                # SN without dn_urls: "name:port" resolving to every
+                                        # DN (waits for target_dn_count of them; sn/nodes.py)
     node_id: str = ""                   # set by the launcher for each process
     log_level: str = "INFO"
     # auth

@@ -1,5 +1,6 @@
 """Entry point of one data node process: `h5cloud-dn` (settings from config/env)."""
 import logging
+import socket
 
 from aiohttp import web
 
@@ -14,7 +15,7 @@ def main():
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    node = DataNode(open_store(settings), settings, settings.node_id or "dn-0")
+    node = DataNode(open_store(settings), settings, settings.node_id or socket.gethostname())
     logging.getLogger("h5cloud.dn").info("%s on %s:%d", node.node_id,
                                          settings.bind_address, settings.dn_port)
     web.run_app(make_app(node), host=settings.bind_address, port=settings.dn_port,

@@ -63,6 +63,7 @@ class LocalNodes:
         self.urls = ["local"]
         self.ids = ["dn-001"]
         self.ready = True
+        self.down: set = set()     # one node, in this process: never down
 
     async def start(self):
         pass

@@ -19,9 +19,10 @@ BATCH_BYTES = 16 * 1024**2      # per request: pipelining without big buffers
 class DnExecutor:
     name = "dn"
 
-    def __init__(self, session: aiohttp.ClientSession, urls: list):
+    def __init__(self, session: aiohttp.ClientSession, urls: list, down: set | None = None):
         self.session = session
-        self.urls = urls
+        self.urls = urls                # shared with the SN's DataNodes (filled at start)
+        self.down = set() if down is None else down     # nodes known unreachable
 
     def _batches(self, job: Job, tasks) -> list:
         """(url, tasks) per owning DN, each batch at most BATCH_BYTES of elements."""
@@ -42,29 +43,33 @@ class DnExecutor:
             batches.append((url, current))
         return batches
 
-    async def _post(self, url: str, body):
+    async def _post(self, node: str, path: str, body):
+        if node in self.down:
+            raise Unavailable("a data node is not reachable")
         try:
-            async with self.session.post(url, data=body, headers={
+            async with self.session.post(node + path, data=body, headers={
                     "Content-Type": "application/octet-stream"}) as rsp:
                 raw = await rsp.read()
                 if rsp.status >= 400:
                     raise error_for(rsp.status, _error_message(raw, rsp.reason))
                 return raw
         except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
-            log.warning("data node %s unreachable: %s", url, e)
+            log.warning("data node %s unreachable: %s", node, e)
+            if isinstance(e, aiohttp.ClientConnectorError):
+                self.down.add(node)     # no connection at all, not a dropped one
             raise Unavailable("a data node is not reachable") from None
 
     async def dirty(self, dset_ids) -> set:
         """The datasets of which some DN still holds chunks not yet in storage."""
         prefixes = {dataset_prefix(d): d for d in dset_ids}
         body = json.dumps({"prefixes": list(prefixes)}).encode()
-        answers = await asyncio.gather(*(self._post(u + "/chunks/dirty", body) for u in self.urls))
+        answers = await asyncio.gather(*(self._post(u, "/chunks/dirty", body) for u in self.urls))
         return {prefixes[p] for raw in answers for p in json.loads(raw)["dirty"]}
 
     async def read(self, job: Job, tasks, out: np.ndarray):
         """Fill out[task.out_sel] for every task."""
         async def one(url, group):
-            raw = await self._post(url + "/chunks/read", frames.pack(job.header(group)))
+            raw = await self._post(url, "/chunks/read", frames.pack(job.header(group)))
             header, payload = frames.unpack(raw)
             for task, piece in zip(group, frames.split(payload, header["sizes"])):
                 out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape,
@@ -78,7 +83,7 @@ class DnExecutor:
             pieces = [values.as_buffer(src[task.out_sel], job.piece_type) for task in group]
             header = job.header(group)
             header["sizes"] = [len(p) for p in pieces]
-            await self._post(url + "/chunks/write", _stream(frames.head(header), pieces))
+            await self._post(url, "/chunks/write", _stream(frames.head(header), pieces))
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
 
@@ -90,7 +95,7 @@ class DnExecutor:
         async def one(url, group, lim):
             header = job.header(group)
             header.update(query=text, limit=lim, update=update, positions=positions)
-            raw = await self._post(url + "/chunks/query", frames.pack(header))
+            raw = await self._post(url, "/chunks/query", frames.pack(header))
             head, payload = frames.unpack(raw)
             return decode_found(job, group, head["counts"], frames.split(payload, head["sizes"]))
 

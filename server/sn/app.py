@@ -17,7 +17,7 @@ from .params import check_allowed_bucket, check_bucket, limits_buckets, target_o
 from .service import API_VERSION, CALLER, SERVICE, VIA, Service, service
 
 log = logging.getLogger("h5cloud.sn")
-OPEN_PATHS = ("/about", "/info")
+OPEN_PATHS = ("/about", "/info", "/health")
 READ_POSTS = ("/links", "/attributes", "/value")
 BINARY = "application/octet-stream"
 
@@ -48,6 +48,8 @@ def is_write(request) -> bool:
 
 @web.middleware
 async def access_log(request, handler):
+    if request.path == "/health":       # probes every few seconds: not worth a line each
+        return await handler(request)
     start = time.perf_counter()
     status = 500
     try:
@@ -189,10 +191,20 @@ async def info(request):
 
 
 async def watch_nodes(svc: Service):
-    """Poll the DNs: fast until all answer, then every few seconds."""
+    """Poll the DNs: fast until all answer, every second while one is down (so it
+    serves again soon after it returns), else every few seconds."""
     while True:
-        ready = await svc.nodes.check_health()
-        await asyncio.sleep(5 if ready else 0.2)
+        all_up = await svc.nodes.check_health()
+        await asyncio.sleep(5 if all_up else 1 if svc.nodes.ready else 0.2)
+
+
+async def health(request):
+    """200 once every DN has answered (the SN serves; a DN down answers 503 for its
+    objects alone), 503 before: for container and Kubernetes probes."""
+    nodes = service(request).nodes
+    body = {"state": "READY" if nodes.ready else "WAITING", "dn_count": len(nodes.urls),
+            "dn_down": sorted(nodes.down)}
+    return json_response(body, status=200 if nodes.ready else 503)
 
 
 def make_app(svc: Service) -> web.Application:
@@ -205,6 +217,7 @@ def make_app(svc: Service) -> web.Application:
     r = app.router
     r.add_get("/about", about)
     r.add_get("/info", info)
+    r.add_get("/health", health)
     r.add_get("/", domains.get_domain)
     r.add_put("/", domains.put_domain)
     r.add_delete("/", domains.delete_domain)

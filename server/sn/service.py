@@ -19,7 +19,8 @@ class Service:
     def __init__(self, settings, store, nodes: DataNodes | None = None):
         self.settings = settings
         self.store = store                      # read-only look-ups (listings)
-        self.nodes = nodes or DataNodes(settings.dn_urls)
+        self.nodes = nodes or DataNodes(settings.dn_urls, service=settings.dn_service,
+                                        count=settings.target_dn_count)
         self.auth = Authenticator(settings)
         self.start_time = int(time.time())
         self.node_id = settings.node_id or "sn-1"

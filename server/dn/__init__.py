@@ -1,0 +1,1 @@
+"""The data node (DN): caches and write-back to storage."""

@@ -1,0 +1,1 @@
+"""The service node (SN): the HTTP API over the data nodes."""
