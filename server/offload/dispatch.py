@@ -1,10 +1,12 @@
 """Which executor runs a request's chunk tasks.
 
 Writes always go to the owning DNs (the one writer of each chunk). Reads go to the
-DNs unless the dataset is known clean — no DN holds a chunk of it that storage has
-not got yet — and then to a cheaper executor: the SN reading storage itself. A
+DNs unless the dataset is clean — no DN holds a chunk of it that storage has not got
+yet — and then to a cheaper executor: the SN reading storage itself, or Lambda. A
 dataset is marked dirty by every write through here and becomes clean again when a
-flush completes or the DNs report nothing dirty under it.
+flush completes or the DNs report nothing dirty under it. Other SNs write too, so a
+dataset clean here is confirmed with the DNs (one small request) before a read passes
+them by: a write acknowledged by any SN is seen by every later read.
 """
 import asyncio
 import contextlib
@@ -39,7 +41,22 @@ class Dispatcher:
         self.marks[dset_id] = (self.generation, time.monotonic())
 
     def is_clean(self, dset_id: str) -> bool:
+        """Clean as far as writes through this SN go."""
         return dset_id not in self.marks and not self.writing.get(dset_id)
+
+    async def clean(self, dset_id: str) -> bool:
+        """Clean for every SN: none of the DNs holds a chunk of it dirty."""
+        if not self.is_clean(dset_id):
+            return False
+        try:
+            still = await self.dn.dirty([dset_id])
+        except Exception as e:            # a DN is away: its chunks may be dirty
+            log.debug("dirty check failed: %s", e)
+            return False
+        if still:
+            self._mark(dset_id)           # written through another SN; settle clears it
+            return False
+        return True
 
     def flushed(self, since_generation: int):
         """Every DN has written everything it held when since_generation was current."""
@@ -66,7 +83,7 @@ class Dispatcher:
 
     # ---- running tasks --------------------------------------------------------
 
-    def reader(self, job: Job, tasks):
+    async def reader(self, job: Job, tasks):
         """Direct reads pay a whole stored chunk per task (and its decompression); DNs
         answer from decoded chunks in memory. So the SN reads itself only clean,
         uncompressed datasets, and only when the tasks use much of each chunk (a
@@ -79,15 +96,17 @@ class Dispatcher:
         for n in job.chunk_dims:
             per_chunk *= n
         used = sum(t.count for t in tasks) / (len(tasks) * per_chunk)
-        return self.direct if used >= DENSE else self.dn
+        if used < DENSE or not await self.clean(job.dset["id"]):
+            return self.dn
+        return self.direct
 
-    def may_offload(self, job: Job) -> bool:
+    async def may_offload(self, job: Job) -> bool:
         """Could Lambda read this dataset now (configured, and no DN holds it dirty)?"""
-        return self.serverless is not None and self.is_clean(job.dset["id"])
+        return self.serverless is not None and await self.clean(job.dset["id"])
 
-    def start_read(self, job: Job, tasks) -> Offload | None:
+    async def start_read(self, job: Job, tasks) -> Offload | None:
         """Whether Lambda reads a request's chunk tasks (all its pages), decided once."""
-        if not tasks or not self.may_offload(job):
+        if not tasks or not await self.may_offload(job):
             return None
         return plan_read(self.serverless, job, tasks, len(self.dn.urls))
 
@@ -95,12 +114,12 @@ class Dispatcher:
         """Fill out for these tasks; offload: the request's plan when it reads in pages."""
         single = offload is None
         if single:
-            offload = self.start_read(job, tasks)
+            offload = await self.start_read(job, tasks)
         if offload is not None and await offload.read(tasks, out):
             if single:
                 offload.finish()
             return "lambda"
-        executor = self.reader(job, tasks)
+        executor = await self.reader(job, tasks)
         await executor.read(job, tasks, out)
         return executor.name
 
@@ -125,7 +144,7 @@ class Dispatcher:
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
-        if self.may_offload(job):
+        if await self.may_offload(job):
             found = await offload_query(self.serverless, job, tasks, text, len(self.dn.urls))
             if found is not None:
                 return found

@@ -140,10 +140,11 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
                               "hrefs": value_hrefs(request, target, doc, domain_doc)})
     # stream page by page (chunk rows), reading the next page while sending this one
     page_bytes, offload = min(limit, STREAM_PAGE), None
-    if estimate > page_bytes and svc.executor.may_offload(job):
+    if estimate > page_bytes and svc.executor.serverless is not None:
         # one decision for the whole request on where its chunks are read (one log line);
         # Lambda caches nothing, so its pages hold whole chunk rows: each chunk read once
-        offload = svc.executor.start_read(job, selection.chunk_tasks(sel, job.chunk_dims))
+        offload = await svc.executor.start_read(job,
+                                                selection.chunk_tasks(sel, job.chunk_dims))
         if offload is not None:
             page_bytes = page_size(sel, job, limit)
     pages = list(selection.pages(sel, job.chunk_dims,
