@@ -35,6 +35,34 @@ case "$dn" in ''|*[!0-9]*|0) echo "runall.sh: --dn needs a positive number" >&2;
 [ -f admin/config/passwd.txt ] || cp admin/config/passwd.default admin/config/passwd.txt
 [ -f admin/config/groups.txt ] || cp admin/config/groups.default admin/config/groups.txt
 
+# the Python environment (also used to set up the home folders in Docker mode)
+py=.venv/bin/python
+if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml' >/dev/null 2>&1; then
+  echo "setting up .venv (first run)..."
+  python3 -m venv .venv
+  "$py" -m pip install -q --upgrade pip >/dev/null
+  "$py" -m pip install -q -e .
+fi
+
+if [ "$mode" = docker ]; then
+  if ! docker info >/dev/null 2>&1; then
+    echo "runall.sh: no Docker engine is reachable ('docker info' fails)." >&2
+    echo "  Start one (Debian, as root: apt-get install docker.io docker-compose debootstrap;" >&2
+    echo "  dockerd &), or run ./runall.sh without --docker for plain processes." >&2
+    exit 1
+  fi
+  admin/docker/compose.sh version >/dev/null
+  docker compose version >/dev/null 2>&1 && compose="docker compose" || compose=docker-compose
+  # the containers reach services on this host (moto, the Invoke endpoint) at the
+  # default bridge's gateway, which is Docker's own address on this machine
+  bind_host=$(docker network inspect bridge -f '{{json .IPAM.Config}}' | "$py" -c '
+import ipaddress, json, sys
+config = json.load(sys.stdin)[0]   # the gateway, or else the first address of the subnet
+print(config.get("Gateway") or next(ipaddress.ip_network(config["Subnet"]).hosts()))')
+else
+  bind_host=127.0.0.1
+fi
+
 export BUCKET_NAME=${BUCKET_NAME:-hsdstest}
 if [ "$lambda_local" = 1 ]; then
   s3_port=${S3_PORT:-5900} lambda_port=${LAMBDA_PORT:-9001}
@@ -52,31 +80,6 @@ if [ -z "${AWS_S3_GATEWAY:-}" ]; then
   mkdir -p "$ROOT_DIR/$BUCKET_NAME"
 fi
 endpoint="http://127.0.0.1:$SN_PORT"
-
-if [ "$mode" = docker ]; then
-  if ! docker info >/dev/null 2>&1; then
-    echo "runall.sh: no Docker engine is reachable ('docker info' fails)." >&2
-    echo "  Start one (Debian, as root: apt-get install docker.io docker-compose debootstrap;" >&2
-    echo "  dockerd &), or run ./runall.sh without --docker for plain processes." >&2
-    exit 1
-  fi
-  admin/docker/compose.sh version >/dev/null
-  docker compose version >/dev/null 2>&1 && compose="docker compose" || compose=docker-compose
-  # the containers reach services on this host (moto, the Invoke endpoint) at the
-  # default bridge's gateway, which is Docker's own address on this machine
-  bind_host=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
-else
-  bind_host=127.0.0.1
-fi
-
-# the Python environment (also used to set up the home folders in Docker mode)
-py=.venv/bin/python
-if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml' >/dev/null 2>&1; then
-  echo "setting up .venv (first run)..."
-  python3 -m venv .venv
-  "$py" -m pip install -q --upgrade pip >/dev/null
-  "$py" -m pip install -q -e .
-fi
 
 if [ "$lambda_local" = 1 ]; then
   "$py" -c 'import moto, boto3' >/dev/null 2>&1 || "$py" -m pip install -q 'moto[server]' boto3

@@ -8,6 +8,7 @@ Where no engine answers, one is installed from Debian's packages and started (as
 which CI is); the tests skip, saying why, only where that cannot be done.
 """
 import http.server
+import ipaddress
 import json
 import os
 import shutil
@@ -206,6 +207,14 @@ def test_h5pyd_writes_and_reads_through_the_containers(cluster, client):
     run_h5pyd_client(cluster, client, "h5pyd_datasets.py")
 
 
+def dirty_count(dn) -> int:
+    """Objects a DN container holds that storage has not got yet (its /health)."""
+    code, out = dn.exec_run(["python", "-c", "import json, urllib.request as u; print(json.load("
+                             "u.urlopen('http://127.0.0.1:6101/health'))['dirty'])"])
+    assert code == 0, out
+    return int(out)
+
+
 def owner(domain: str) -> int:
     """Index of the DN that owns a domain's document (HSDS's routing, bucket hsdstest)."""
     return node_index(f"hsdstest{domain}", 2)
@@ -223,10 +232,11 @@ def test_a_killed_dn_answers_503_for_its_objects_and_serves_again(engine, cluste
     for d in domains:
         if d != kept:
             put_domain(base, d)
-    # flushed: every chunk of the dataset is a file in the bucket folder
+    # flushed: no DN holds anything dirty, and every chunk is a file in the bucket folder
     deadline = time.time() + 30
-    while len((found := chunk_files(cluster.path, base, kept, did))[0]) < found[1]:
-        assert time.time() < deadline, "the chunks were not flushed within 30 s"
+    while sum(dirty_count(c) for c in project_containers(engine, "dn")) or \
+            len((found := chunk_files(cluster.path, base, kept, did))[0]) < found[1]:
+        assert time.time() < deadline, "the data was not flushed within 30 s"
         time.sleep(0.5)
 
     dn1 = project_containers(engine, "dn")[0]
@@ -315,6 +325,12 @@ def test_stopall_leaves_nothing_and_runall_serves_the_data_again(engine, cluster
     assert stop.returncode == 0 and project_containers(engine) == []
 
 
+def host_address(engine) -> str:
+    """This machine's address on Docker's default bridge (as runall.sh finds it)."""
+    config = engine.networks.get("bridge").attrs["IPAM"]["Config"][0]
+    return config.get("Gateway") or str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+
+
 # ---- the hslambda image -----------------------------------------------------------
 
 class RuntimeApi(http.server.ThreadingHTTPServer):
@@ -350,8 +366,11 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
             return self._reply(500)
         api.handed = True
         deadline = str(int(time.time() * 1000) + 60_000)
+        # every header the runtime client reads (awslambdaric crashes on a missing one)
         self._reply(200, json.dumps(api.event).encode(), [
+            ("Content-Type", "application/json"),
             ("Lambda-Runtime-Aws-Request-Id", "req-1"),
+            ("Lambda-Runtime-Client-Context", ""), ("Lambda-Runtime-Cognito-Identity", ""),
             ("Lambda-Runtime-Deadline-Ms", deadline),
             ("Lambda-Runtime-Invoked-Function-Arn",
              "arn:aws:lambda:us-east-1:000000000000:function:hslambda"),
@@ -367,7 +386,7 @@ class RuntimeHandler(http.server.BaseHTTPRequestHandler):
 def test_lambda_image_answers_the_console_test_event(engine, clone):
     build = run(clone.path, "./lambda_build.sh", f"{PROJECT}-hslambda:test", env=clone.env)
     assert build.returncode == 0, build.stdout + build.stderr
-    gateway = engine.networks.get("bridge").attrs["IPAM"]["Config"][0]["Gateway"]
+    gateway = host_address(engine)
     api = RuntimeApi((gateway, 0), {"key1": "value1", "key2": "value2", "key3": "value3"})
     threading.Thread(target=api.serve_forever, daemon=True).start()
     container = engine.containers.run(
