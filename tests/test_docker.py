@@ -325,6 +325,47 @@ def test_stopall_leaves_nothing_and_runall_serves_the_data_again(engine, cluster
     assert stop.returncode == 0 and project_containers(engine) == []
 
 
+def test_lambda_local_offloads_from_the_containers(engine, clone):
+    """--lambda-local with containers: moto and the local Invoke endpoint on this host,
+    reached by the SN container at Docker's address here; the serverless line is in the
+    SN container's log."""
+    lambda_venv = REPO / ".venv-lambda312"
+    if not (lambda_venv / "bin" / "python").exists():
+        pytest.skip("no .venv-lambda312 (./testall.sh makes it where python3.12 exists)")
+    from test_lambda_local import built_zip
+    (clone.path / "dist").mkdir(exist_ok=True)
+    shutil.copyfile(built_zip(), clone.path / "dist" / "chunk_read.zip")
+    if not (clone.path / ".venv-lambda312").exists():
+        (clone.path / ".venv-lambda312").symlink_to(lambda_venv)
+    # small chunks, so a 400x500 dataset makes 400 of them (override.yml is mounted)
+    (clone.path / "admin" / "config" / "override.yml").write_text("min_chunk_size: 1k\n")
+    s3_port = free_ports(2)             # and the next one for the Invoke endpoint
+    lambda_port = s3_port + 1
+    env = {**clone.env, "S3_PORT": str(s3_port), "LAMBDA_PORT": str(lambda_port)}
+    up = run(clone.path, "./runall.sh", "--docker", "--dn", "2", "--lambda-local", env=env)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "logs sn | grep serverless" in up.stdout
+        base, domain = clone.endpoint, "/home/test_user1/offload.h5"
+        data = np.random.default_rng(2).integers(-9999, 9999, (400, 500)).astype("<i4")
+        did = write_dataset(base, domain, data, (20, 25))
+
+        def offloaded():
+            logs = run(clone.path, "admin/docker/compose.sh", "logs", "sn", env=env).stdout
+            return [ln for ln in logs.splitlines() if "serverless" in ln and did in ln]
+        deadline = time.time() + 120
+        while not offloaded():
+            assert time.time() < deadline, "no read was offloaded within 120 s"
+            assert np.array_equal(read_dataset(base, domain, did, data.shape), data)
+            time.sleep(0.5)
+        assert "chunks=400" in offloaded()[0] and "fallback=0" in offloaded()[0]
+    finally:
+        stop = run(clone.path, "./stopall.sh", env=env)
+        (clone.path / "admin" / "config" / "override.yml").unlink()
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert project_containers(engine) == [] and not list((clone.path / "run").glob("*.pid"))
+
+
 def host_address(engine) -> str:
     """This machine's address on Docker's default bridge (as runall.sh finds it)."""
     config = engine.networks.get("bridge").attrs["IPAM"]["Config"][0]
