@@ -44,14 +44,15 @@ def _client():
 
 
 def ensure_engine():
-    """A Docker SDK client of a running engine, installing and starting one if need be;
-    None and the reason where that is impossible."""
+    """(Docker SDK client, dockerd process started here or None, reason): an engine that
+    runs, installing and starting one if need be; no client, and why, where impossible."""
     try:
-        return _client(), ""
+        return _client(), None, ""
     except Exception as e:          # no engine (or no socket) yet
         first = str(e)
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        return None, f"no Docker engine ({first[:120]}) and none can be installed here (not root)"
+        return None, None, (f"no Docker engine ({first[:120]}) and none can be installed "
+                            "here (not root)")
     missing = [p for p, exe in zip(PACKAGES, ["dockerd", "docker-compose", "debootstrap"])
                if shutil.which(exe) is None]
     if missing:
@@ -60,31 +61,39 @@ def ensure_engine():
         got = subprocess.run(["apt-get", "install", "-y", "-q", *missing],
                              capture_output=True, text=True, env=env, timeout=900)
         if got.returncode != 0:
-            return None, "apt-get install docker.io failed: " + got.stderr[-300:]
+            return None, None, "apt-get install docker.io failed: " + got.stderr[-300:]
     if shutil.which("dockerd") is None:
-        return None, "dockerd is not installed"
+        return None, None, "dockerd is not installed"
     log = open("/tmp/h5cloud-dockerd.log", "ab")
-    subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
+    daemon = subprocess.Popen(["dockerd"], stdout=log, stderr=log, start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
-            return _client(), ""
+            return _client(), daemon, ""
         except Exception as e:
             reason = str(e)
             time.sleep(0.5)
-    return None, f"dockerd did not come up: {reason[:200]} (see /tmp/h5cloud-dockerd.log)"
+    daemon.terminate()
+    return None, None, f"dockerd did not come up: {reason[:200]} (see /tmp/h5cloud-dockerd.log)"
 
 
 @pytest.fixture(scope="module")
 def engine():
-    client, reason = ensure_engine()
+    client, daemon, reason = ensure_engine()
     if client is None:
         print("test_docker skipped:", reason)
         pytest.skip(reason)
     if shutil.which("docker-compose") is None and subprocess.run(
             ["docker", "compose", "version"], capture_output=True).returncode != 0:
         pytest.skip("no compose (v1 docker-compose or the v2 plugin) and none installable")
-    return client
+    yield client
+    client.close()
+    if daemon is not None:          # started here: stopped here (images stay cached on disk)
+        daemon.terminate()
+        try:
+            daemon.wait(60)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
 
 
 # ---- the clone and its cluster --------------------------------------------------
