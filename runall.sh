@@ -72,6 +72,8 @@ if [ "$lambda_local" = 1 ]; then
   export AWS_LAMBDA_CHUNKREAD_FUNCTION=chunk_read AWS_LAMBDA_GATEWAY=http://$bind_host:$lambda_port
   # one machine runs a few workers, not AWS's thousand: the SN plans for what answers
   export AWS_LAMBDA_MAX_INVOKE=${AWS_LAMBDA_MAX_INVOKE:-8}
+  # ... each a process with a core of its own, as a 1,769 MB function has on AWS
+  export AWS_LAMBDA_MEMORY_MB=${AWS_LAMBDA_MEMORY_MB:-1769}
   export ROOT_DIR=""
 fi
 export SN_PORT=${SN_PORT:-5101} DN_PORT=${DN_PORT:-6101}

@@ -6,10 +6,14 @@
 # Steps: the execution role (Lambda trust policy) if missing, with its managed policies
 # (basic execution; S3 read-only for chunk_read) and, with FUNCTION_BUCKET, full access to
 # that bucket; wait for it; create-function, or update-function-code and the
-# configuration (memory, timeout, environment) when it exists.
+# configuration (memory, timeout, environment) when it exists. With DASHBOARD (a name), a
+# CloudWatch dashboard of that name (put-dashboard: created or replaced) showing the
+# function's AWS/Lambda metrics, its own EMF metrics (namespace h5cloud) and, for
+# chunk_read, the SN's offload decisions (server/offload/emf.py) about that function.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case "${1:-chunk_read}" in
+kind=${1:-chunk_read}
+case "$kind" in
   chunk_read) default_conf=awslambda/deploy.conf ;;
   hslambda) default_conf=awslambda/deploy-hslambda.conf ;;
   *) echo "deploy.sh: unknown function '$1' (chunk_read, hslambda)" >&2; exit 2 ;;
@@ -20,6 +24,9 @@ while IFS='=' read -r key value; do
   [ -n "${!key:-}" ] || export "$key=$value"
 done < "$conf"
 aws=${AWS_CLI:-aws}
+if [ -n "${DASHBOARD:-}" ] && ! [[ "$DASHBOARD" =~ ^[A-Za-z0-9_-]{1,255}$ ]]; then
+  echo "deploy.sh: DASHBOARD '$DASHBOARD': letters, digits, - and _ only" >&2; exit 2
+fi
 [ -f "$ZIP" ] || { echo "deploy.sh: $ZIP not found (run awslambda/build.sh)" >&2; exit 1; }
 run() { $aws --region "$REGION" --output json "$@"; }
 
@@ -61,3 +68,87 @@ else
   done
 fi
 echo "deployed $FUNCTION_NAME ($ZIP, $(du -h "$ZIP" | cut -f1)) in $REGION"
+
+# The dashboard's body (JSON, built by python3: the aws CLI's own language; names are
+# passed as arguments, never spliced into code or JSON by the shell).
+dashboard_body() {
+  ${PYTHON:-python3} - "$kind" "$FUNCTION_NAME" "$REGION" <<'PY'
+import json
+import sys
+
+kind, fn, region = sys.argv[1:4]
+
+
+def metric(namespace, name, dims, **options):
+    return [namespace, name, *[v for d in dims for v in d]] + ([options] if options else [])
+
+
+def lam(name, **options):           # AWS/Lambda's own metrics of the function
+    return metric("AWS/Lambda", name, [("FunctionName", fn)], **options)
+
+
+def own(name, **options):           # the function's EMF metrics (its log lines)
+    return metric("h5cloud", name, [("FunctionName", fn)], **options)
+
+
+def sn(name, plan, **options):      # the SN's offload decisions about the function
+    return metric("h5cloud", name, [("FunctionName", fn), ("Plan", plan)], **options)
+
+
+def widget(title, metrics, stat="Sum"):
+    return {"type": "metric", "properties": {
+        "title": title, "region": region, "view": "timeSeries", "stacked": False,
+        "period": 60, "stat": stat, "metrics": metrics}}
+
+
+widgets = [
+    widget(f"{fn}: invocations, errors, throttles",
+           [lam("Invocations"), lam("Errors"), lam("Throttles")]),
+    widget(f"{fn}: duration (ms)", [lam("Duration", stat="p50", label="p50"),
+                                    lam("Duration", stat="p99", label="p99")], "Average"),
+    widget(f"{fn}: concurrent executions", [lam("ConcurrentExecutions")], "Maximum"),
+]
+if kind == "chunk_read":
+    widgets += [
+        widget(f"{fn}: chunks read", [own("ChunksRead")]),
+        widget(f"{fn}: bytes read", [own("BytesRead")]),
+        widget(f"{fn}: read time in the function (ms)",
+               [own("ReadMs", stat="p50", label="p50"),
+                own("ReadMs", stat="p99", label="p99")], "Average"),
+        widget("SN offload: requests and chunks by plan",
+               [sn("OffloadChunks", p, stat="SampleCount", label=f"{p} requests")
+                for p in ("dn", "lambda")] +
+               [sn("OffloadChunks", p, label=f"{p} chunks", yAxis="right")
+                for p in ("dn", "lambda")] +
+               [sn("Explored", p, label=f"{p} explored") for p in ("dn", "lambda")]),
+        *[widget(f"SN offload, {p} plan: estimates vs measured (ms)",
+                 [sn("EstDnMs", p, label="DN estimate"),
+                  sn("EstLambdaMs", p, label="Lambda estimate"),
+                  sn("MeasuredMs", p, label="measured")], "Average")
+          for p in ("dn", "lambda")],
+        widget("SN offload: model error (measured / estimate)",
+               [sn("ModelError", p, label=p) for p in ("dn", "lambda")], "Average"),
+        widget("SN offload: invocations and fallbacks",
+               [sn("Invocations", "lambda"), sn("Fallbacks", "lambda")]),
+        widget("SN offload: estimated cost (USD)", [sn("CostUsd", "lambda")]),
+    ]
+else:
+    widgets += [
+        widget(f"{fn}: request time in the function (ms)",
+               [own("RequestMs", stat="p50", label="p50"),
+                own("RequestMs", stat="p99", label="p99")], "Average"),
+        widget(f"{fn}: client errors, cold starts", [own("ClientErrors"), own("ColdStarts")]),
+    ]
+for i, w in enumerate(widgets):     # two a row
+    w.update(x=i % 2 * 12, y=i // 2 * 6, width=12, height=6)
+print(json.dumps({"widgets": widgets}))
+PY
+}
+
+if [ -n "${DASHBOARD:-}" ]; then
+  body=$(dashboard_body)
+  msgs=$(run cloudwatch put-dashboard --dashboard-name "$DASHBOARD" --dashboard-body "$body" \
+    --query DashboardValidationMessages --output text)
+  [ -z "$msgs" ] || [ "$msgs" = None ] || echo "dashboard $DASHBOARD: $msgs" >&2
+  echo "dashboard $DASHBOARD in $REGION"
+fi

@@ -259,8 +259,7 @@ def measure(b, a, cases):
             b.stop(c)
     c = b.cluster(AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read", AWS_LAMBDA_GATEWAY=b.lam,
                   AWS_LAMBDA_THRESHOLD=0, AWS_LAMBDA_MAX_INVOKE=a.workers,
-                  AWS_LAMBDA_T_INVOKE_MS=0, AWS_LAMBDA_T_S3_MS=0,
-                  AWS_LAMBDA_TRANSFER_MB_S=1e9)
+                  AWS_LAMBDA_OFFLOAD="always")
     cold = b.read(c, cases["slab"])
     fn = {case: [b.read(c, step) for _ in range(a.repeat)] for case, step in cases.items()}
     one = [b.read(c, cases["slab"], CHUNK, CHUNK) for _ in range(5)]
@@ -274,7 +273,7 @@ def measure(b, a, cases):
 def main():
     import argparse
     from server.config import load_settings
-    from server.offload.serverless import plan
+    from server.offload.cost import CostModel, Work
     from server.sn.values import STREAM_PAGE
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chunks", type=int, default=1000)
@@ -306,19 +305,12 @@ def main():
     shutil.rmtree(tmp, ignore_errors=True)
 
     med, best = statistics.median, min
-    defaults = load_settings(env={})
-    run = defaults.replace(aws_lambda_max_invoke=a.workers)
-    chunk_bytes = len(range(0, CHUNK, stride)) * CHUNK * 4
-    per_call = plan(n, dn, chunk_bytes, run)["per_call"]
-    rounds_fn = math.ceil(n / (per_call * a.workers)) * math.ceil(per_call / run.aws_lambda_p_fn)
-    rounds_dn = math.ceil(n / (dn * defaults.aws_lambda_p_dn))
-    common = med(ms - agg["ms"] for ms, agg in fn["slab"])
-    ms_n, ms_1 = med(agg["ms"] for _, agg in fn["slab"]), med(agg["ms"] for _, agg in one)
-    t_dn = (best(dn_ms["slab"]) - common) / rounds_dn
-    t_inv = max(0.0, ms_1 - a.latency_ms)
-    t_s3 = (ms_n - t_inv) / rounds_fn
-    cal = run.replace(aws_lambda_t_dn_ms=t_dn, aws_lambda_t_s3_ms=t_s3,
-                      aws_lambda_t_invoke_ms=t_inv)
+    # the model's view of the same reads (local workers have a full core each)
+    run = load_settings(env={}).replace(aws_lambda_max_invoke=a.workers,
+                                        aws_lambda_memory_mb=1769)
+    model = CostModel(run, lambda: dn)
+    model.warm = a.workers
+    ms_1 = med(agg["ms"] for _, agg in one)
     fmt = lambda xs: "/".join(f"{x:.0f}" for x in xs)            # noqa: E731
     store = "moto" if a.no_cache else "moto + replay cache"
     print(f"\n{n} chunks of {CHUNK}x{CHUNK} float32 (256 KiB), dataset {h}x{w}, {dn} DNs, S3 = "
@@ -343,22 +335,14 @@ def main():
     if whole["chunks"] > n:
         print(f"whole: Lambda fetched {whole['chunks']:.0f} chunks for {n} "
               "(a chunk row was split across pages)")
-    print(f"\nslab vs the model, without the common {common:.0f} ms (client - offload): "
-          f"measured DN {best(dn_ms['slab']) - common:.0f}, Lambda {ms_n:.0f}")
-    print(f"  {'constants':12s}{'max_invoke':>11s}{'b':>5s}{'est_dn_ms':>10s}"
-          f"{'est_lambda_ms':>14s}")
-    for name, st in [("default", run), ("calibrated", cal), ("default", defaults),
-                     ("calibrated", cal.replace(aws_lambda_max_invoke=1000))]:
-        e = plan(n, dn, chunk_bytes, st)
-        print(f"  {name:12s}{st.aws_lambda_max_invoke:11d}{e['per_call']:5d}"
-              f"{e['est_dn_ms']:10.0f}{e['est_lambda_ms']:14.0f}")
-    print(f"\n  {'constant':24s}{'default':>8s}{'calibrated':>11s}")
-    for key, val in [("aws_lambda_t_dn_ms", t_dn), ("aws_lambda_t_invoke_ms", t_inv),
-                     ("aws_lambda_t_s3_ms", t_s3)]:
-        print(f"  {key:24s}{getattr(defaults, key):8.1f}{val:11.1f}")
-    print(f"  (t_dn: {rounds_dn} rounds of dn*p_dn={dn * defaults.aws_lambda_p_dn}; t_s3: "
-          f"{rounds_fn} rounds of b={per_call}, p_fn={run.aws_lambda_p_fn}; t_invoke: "
-          f"1-chunk offload - latency)")
+    print(f"\nthe model (defaults, warm, {a.workers} invocations at once) vs measured, ms:")
+    print(f"  {'read':8s}{'est_dn':>8s}{'DN':>8s}{'est_lambda':>11s}{'Lambda':>8s}")
+    for case, step in cases.items():
+        rows = len(range(0, CHUNK, step))
+        work = Work(n, CHUNK * CHUNK * 4, n * rows * CHUNK * 4)
+        print(f"  {case:8s}{model.est_dn(work):8.0f}{best(dn_ms[case]):8.0f}"
+              f"{model.est_lambda(work):11.0f}{med(g['ms'] for _, g in fn[case]):8.0f}")
+    print("  (the SN calibrates these online: GET /info -> serverless.model.factors)")
 
 
 if __name__ == "__main__":

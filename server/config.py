@@ -84,13 +84,19 @@ class Settings:
     aws_lambda_threshold: int = 4
     aws_lambda_max_invoke: int = 1000
     aws_lambda_batch_bytes: int = 4 * 1024 * 1024   # result bytes per invocation (< 6 MB base64)
-    # the cost model's constants (LAMBDA.md Part B; bench/serverless.py measures them)
-    aws_lambda_t_dn_ms: float = 40.0      # one DN fetches + decodes + selects one chunk
+    aws_lambda_offload: str = "auto"      # auto: the cost model picks; always | never
+    cloudwatch_emf: bool = False          # one EMF record per offload decision (offload/emf.py)
+    aws_lambda_explore: float = 0.02      # share of eligible reads run on the plan not picked
+    # the cost model's start-up constants (offload/cost.py; calibrated while running)
+    aws_lambda_t_dn_ms: float = 40.0      # one S3 GET's latency from a DN
     aws_lambda_p_dn: int = 16             # concurrent chunk reads per DN
+    aws_lambda_dn_link_mb_s: float = 1000.0   # a DN's answers to the SN
     aws_lambda_t_invoke_ms: float = 30.0  # invocation overhead, warm
-    aws_lambda_t_s3_ms: float = 50.0      # the function fetches + decodes + selects one chunk
+    aws_lambda_cold_ms: float = 500.0     # what a cold start adds
+    aws_lambda_t_s3_ms: float = 50.0      # one S3 GET's latency from the function
     aws_lambda_p_fn: int = 16             # concurrent GETs inside one invocation
-    aws_lambda_transfer_mb_s: float = 1000.0  # results (base64) the SN decodes per second
+    aws_lambda_memory_mb: int = 128       # the function's memory (its CPU share follows it)
+    aws_lambda_transfer_mb_s: float = 1000.0  # results (base64) the SN ingests per second
 
     def replace(self, **changes) -> "Settings":
         return dataclasses.replace(self, **changes)

@@ -350,7 +350,8 @@ def test_lambda_local_offloads_from_the_containers(engine, clone):
     (clone.path / "admin" / "config" / "override.yml").write_text("min_chunk_size: 1k\n")
     s3_port = free_ports(2)             # and the next one for the Invoke endpoint
     lambda_port = s3_port + 1
-    env = {**clone.env, "S3_PORT": str(s3_port), "LAMBDA_PORT": str(lambda_port)}
+    env = {**clone.env, "S3_PORT": str(s3_port), "LAMBDA_PORT": str(lambda_port),
+           "AWS_LAMBDA_OFFLOAD": "always"}
     up = run(clone.path, "./runall.sh", "--docker", "--dn", "2", "--lambda-local", env=env)
     try:
         assert up.returncode == 0, up.stdout + up.stderr

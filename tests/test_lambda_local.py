@@ -44,6 +44,7 @@ def new_user_env(ports: dict) -> dict:
            and k not in ("VIRTUAL_ENV", "RUN_MODE", "S3_PORT", "LAMBDA_PORT", "CONFIG_DIR",
                          "CONFIG_OVERRIDE_PATH", "LAMBDA_RUNTIME_PYTHON")}
     env.update({k: str(v) for k, v in ports.items()}, MIN_CHUNK_SIZE="1k")
+    env["AWS_LAMBDA_OFFLOAD"] = "always"    # offload whatever the model would pick
     return env
 
 

@@ -16,7 +16,7 @@ import time
 from ..core.chunks import codec_for
 from .direct import DirectExecutor
 from .dn import DnExecutor
-from .serverless import Offload, offload_query, plan_read
+from .serverless import Decision, offload_query, plan_read
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
@@ -104,23 +104,32 @@ class Dispatcher:
         """Could Lambda read this dataset now (configured, and no DN holds it dirty)?"""
         return self.serverless is not None and await self.clean(job.dset["id"])
 
-    async def start_read(self, job: Job, tasks) -> Offload | None:
-        """Whether Lambda reads a request's chunk tasks (all its pages), decided once."""
-        if not tasks or not await self.may_offload(job):
+    async def start_read(self, job: Job, tasks) -> Decision | None:
+        """Where a request's chunk tasks (all its pages) are read, decided once; None
+        when Lambda is not an option (then the SN itself or the DNs)."""
+        if not tasks or self.serverless is None or \
+                self.serverless.settings.aws_lambda_offload == "never" or \
+                not await self.may_offload(job):
             return None
         return plan_read(self.serverless, job, tasks, len(self.dn.urls))
 
-    async def read(self, job: Job, tasks, out, offload: Offload | None = None) -> str:
-        """Fill out for these tasks; offload: the request's plan when it reads in pages."""
-        single = offload is None
+    async def read(self, job: Job, tasks, out, decision: Decision | None = None) -> str:
+        """Fill out for these tasks; decision: the request's when it reads in pages."""
+        single = decision is None
         if single:
-            offload = await self.start_read(job, tasks)
+            decision = await self.start_read(job, tasks)
+        offload = decision.offload if decision else None
         if offload is not None and await offload.read(tasks, out):
             if single:
                 offload.finish()
             return "lambda"
-        executor = await self.reader(job, tasks)
+        executor = self.dn if decision is not None else await self.reader(job, tasks)
+        start = time.perf_counter()
         await executor.read(job, tasks, out)
+        if executor is self.dn and self.serverless is not None:
+            self.serverless.recent.add((job.chunk_id(t) for t in tasks), job.chunk_bytes)
+            if single and decision is not None:
+                decision.dn_measured((time.perf_counter() - start) * 1000)
         return executor.name
 
     @contextlib.contextmanager
@@ -144,7 +153,9 @@ class Dispatcher:
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
-        if await self.may_offload(job):
+        if self.serverless is not None and \
+                self.serverless.settings.aws_lambda_offload != "never" and \
+                await self.may_offload(job):
             found = await offload_query(self.serverless, job, tasks, text, len(self.dn.urls))
             if found is not None:
                 return found

@@ -23,6 +23,7 @@ class DnExecutor:
         self.session = session
         self.urls = urls                # shared with the SN's DataNodes (filled at start)
         self.down = set() if down is None else down     # nodes known unreachable
+        self.in_flight = 0              # chunks being read now, all requests (cost model)
 
     def _batches(self, job: Job, tasks) -> list:
         """(url, tasks) per owning DN, each batch at most BATCH_BYTES of elements."""
@@ -75,7 +76,11 @@ class DnExecutor:
                 out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape,
                                                     internal=True)
 
-        await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
+        self.in_flight += len(tasks)
+        try:
+            await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
+        finally:
+            self.in_flight -= len(tasks)
 
     async def write(self, job: Job, tasks, src: np.ndarray):
         """Write src[task.out_sel] into every task's chunk."""

@@ -29,6 +29,15 @@ class Job:
         self.out_dtype = types.type_info(self.piece_type).elem_dtype
         self.item_size = types.item_size(self.piece_type)
 
+    @property
+    def chunk_bytes(self) -> int:
+        """A whole chunk's bytes, decoded (variable-length items counted as 512)."""
+        size = types.item_size(self.type)
+        count = 512 if size == "H5T_VARIABLE" else size
+        for n in self.chunk_dims:
+            count *= n
+        return count
+
     def chunk_id(self, task: ChunkTask) -> str:
         part = layout.partition_of(task.index, self.partitions) if self.partitions else None
         return ids.chunk_id(self.dset["id"], task.index, part)

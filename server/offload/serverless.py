@@ -1,13 +1,13 @@
-"""The chunk_read Lambda as an executor of read tasks, and the cost model that decides
-when it pays (LAMBDA.md Part B). Batches of chunks go out through one aiobotocore
-Lambda client with bounded concurrency; a batch that fails (function error, status
->= 500, throttle, timeout, connection error) is read by the DNs instead."""
+"""The chunk_read Lambda as an executor of read tasks, and the decision, per request,
+whether it runs them (LAMBDA.md Part B; the model is cost.py). Batches of chunks go out
+through one aiobotocore Lambda client with bounded concurrency; a batch that fails
+(function error, status >= 500, throttle, timeout, connection error) is read by the DNs
+instead."""
 import asyncio
 import base64
 import contextlib
 import json
 import logging
-import math
 import os
 import time
 import uuid
@@ -18,25 +18,11 @@ from aiobotocore.session import get_session
 
 from ..core import values
 from ..core.chunks import codec_for
+from . import emf
+from .cost import CostModel, RecentChunks, Work, codec_name
 from .job import Job
 
 log = logging.getLogger("h5cloud.sn")
-
-
-def plan(n: int, dn_count: int, chunk_bytes: int, s) -> dict:
-    """Chunks per invocation and both estimates (ms) for n chunks of chunk_bytes results
-    each; s: the settings that hold the model's constants (aws_lambda_*)."""
-    max_invoke = max(1, s.aws_lambda_max_invoke)
-    fit = max(1, s.aws_lambda_batch_bytes // max(1, chunk_bytes))  # results one answer holds
-    # enough chunks per call to keep its threads busy; more when invocations run out
-    per_call = min(fit, max(s.aws_lambda_p_fn, math.ceil(n / max_invoke)))
-    calls = math.ceil(n / per_call)
-    waves = math.ceil(calls / max_invoke)
-    rounds = math.ceil(min(per_call, n) / s.aws_lambda_p_fn)
-    transfer = n * chunk_bytes * 4 / 3 / (s.aws_lambda_transfer_mb_s * 1000)  # base64 in
-    est_fn = waves * (s.aws_lambda_t_invoke_ms + rounds * s.aws_lambda_t_s3_ms) + transfer
-    est_dn = math.ceil(n / (dn_count * s.aws_lambda_p_dn)) * s.aws_lambda_t_dn_ms
-    return {"per_call": per_call, "est_dn_ms": est_dn, "est_lambda_ms": est_fn}
 
 
 def offloadable(job: Job, tasks) -> str | None:
@@ -59,12 +45,17 @@ class LambdaExecutor:
     def __init__(self, settings, fallback):
         self.settings = settings
         self.function = settings.aws_lambda_chunkread_function
-        self.fallback = fallback
+        self.fallback = fallback          # the DNs' executor
+        self.model = CostModel(settings, lambda: len(fallback.urls),
+                               lambda: fallback.in_flight)
+        # what the DN caches likely hold: as many chunks as their memory takes
+        self.recent = RecentChunks(settings.chunk_mem_cache_size * max(1, len(fallback.urls)))
         self.sem = asyncio.Semaphore(max(1, settings.aws_lambda_max_invoke))
         self.stats = dict.fromkeys(("requests", "read_chunks", "query_chunks", "invocations",
                                     "fallbacks", "invoke_ms"), 0)
         self._stack = contextlib.AsyncExitStack()
         self._client = None
+        self.emf = logging.getLogger(emf.EMF_LOGGER) if emf.enabled(settings) else None
 
     async def client(self):
         if self._client is None:
@@ -149,7 +140,28 @@ class LambdaExecutor:
         st = self.stats
         cost = st["invocations"] * 0.20e-6 + st["invoke_ms"] * 0.0000000021
         return {"function": self.function, **{k: round(v, 1) for k, v in st.items()},
-                "estimated_cost_usd": round(cost, 6)}
+                "estimated_cost_usd": round(cost, 6), "model": self.model.info()}
+
+    def record(self, plan: str, kind: str, job: Job, work: Work, model: dict, ms: float,
+               invocations: int = 0, fallbacks: int = 0):
+        """One EMF record of a decision and how it went (when cloudwatch_emf is on)."""
+        if self.emf is None:
+            return
+        gb_s = invocations * ms / 1000 * self.settings.aws_lambda_memory_mb / 1024
+        cost = invocations * 0.20e-6 + gb_s * 0.0000166667      # at most: calls ran ms each
+        emf.emit(self.emf, emf.decision_record(
+            plan=plan, kind=kind, dataset=job.dset["id"], chunks=work.chunks,
+            est_dn_ms=model["est_dn_ms"], est_lambda_ms=model["est_lambda_ms"], ms=ms,
+            invocations=invocations, fallbacks=fallbacks, cost_usd=cost,
+            explored=model["explored"], function=self.function))
+
+    def work(self, job: Job, tasks, kind: str) -> Work:
+        """What these tasks ask of storage, for the model."""
+        returned = sum(t.count for t in tasks) * job.item_size
+        if kind == "query":             # matching rows only: a few of them, as a rule
+            returned = max(1, returned // 100)
+        cached = self.recent.count(job.chunk_id(t) for t in tasks)
+        return Work(len(tasks), job.chunk_bytes, returned, codec_name(job.dset), cached)
 
     async def _invoke(self, job: Job, kind: str, batch, out) -> bool:
         """Run one batch; False when it must go to the DNs instead."""
@@ -197,13 +209,20 @@ async def _query_batch(executor, job: Job, batch, text):
 
 
 async def offload_query(executor, job: Job, tasks, text, dn_count: int):
-    """Query matches through Lambda when the model says it pays (rows of every chunk are
-    read there); None when the DNs should run it. Failed batches go to the DNs."""
+    """Query matches of a request chunk_read could run, through Lambda when the model
+    says it pays (failed batches go to the DNs), else through the DNs; None when the
+    request is not eligible."""
     if offloadable(job, tasks) != "hyperslab":
         return None
-    offload = plan_read(executor, job, tasks, dn_count, "query")
-    if offload is None:
+    decision = plan_read(executor, job, tasks, dn_count, "query")
+    if decision is None:
         return None
+    if decision.offload is None:            # the DNs, timed for the model
+        start = time.perf_counter()
+        found = await executor.fallback.query(job, tasks, text, None)
+        decision.dn_measured((time.perf_counter() - start) * 1000)
+        return found
+    offload = decision.offload
     per_call = offload.model["per_call"]
     batches = [tasks[i:i + per_call] for i in range(0, len(tasks), per_call)]
     results = await asyncio.gather(*(_query_batch(executor, job, b, text) for b in batches))
@@ -224,8 +243,10 @@ class Offload:
     """One request's chunk work through Lambda: decided once for all its chunk tasks (a
     streamed read runs page by page through it), logged once when finished."""
 
-    def __init__(self, executor: LambdaExecutor, job: Job, n: int, model: dict, kind: str):
-        self.executor, self.job, self.n, self.model = executor, job, n, model
+    def __init__(self, executor: LambdaExecutor, job: Job, work: Work, model: dict,
+                 kind: str):
+        self.executor, self.job, self.work, self.model = executor, job, work, model
+        self.n = work.chunks
         self.kind = kind                  # "read" or "query": the log line's and counters'
         self.calls = self.fallbacks = 0
         self.start = time.perf_counter()
@@ -243,25 +264,49 @@ class Offload:
         return True
 
     def finish(self):
-        """Log the request's one `serverless` line (once, however often called)."""
+        """Log the request's one `serverless` line (once, however often called) and
+        tell the model how long it took (not when batches fell back to the DNs)."""
         if self.calls and not self.finished:
             self.finished = True
+            ms = (time.perf_counter() - self.start) * 1000
             self.executor.counted(self.kind, self.n)
+            if not self.fallbacks:
+                self.executor.model.measured("lambda", self.work, self.model["est_lambda_ms"],
+                                             ms, instances=self.calls)
+            self.executor.record("lambda", self.kind, self.job, self.work, self.model, ms,
+                                 self.calls, self.fallbacks)
             log.info("serverless %s %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
-                     "est_dn_ms=%.0f ms=%.0f fallback=%d", self.kind, self.job.dset["id"],
-                     self.executor.function, self.n, self.calls, self.model["est_lambda_ms"],
-                     self.model["est_dn_ms"], (time.perf_counter() - self.start) * 1000,
-                     self.fallbacks)
+                     "est_dn_ms=%.0f ms=%.0f fallback=%d plan=lambda%s codec=%s cached=%d",
+                     self.kind, self.job.dset["id"], self.executor.function, self.n,
+                     self.calls, self.model["est_lambda_ms"], self.model["est_dn_ms"], ms,
+                     self.fallbacks, " explored=1" if self.model["explored"] else "",
+                     self.work.codec, self.work.cached)
+
+
+class Decision:
+    """Where one eligible request's chunk tasks run: offload is an Offload when the
+    model picked Lambda, else None and the DNs' time is measured (dn_measured)."""
+
+    def __init__(self, executor: LambdaExecutor, job: Job, work: Work, model: dict,
+                 kind: str):
+        self.executor, self.job, self.work, self.model = executor, job, work, model
+        self.kind = kind
+        self.offload = Offload(executor, job, work, model, kind) \
+            if model["plan"] == "lambda" else None
+
+    def dn_measured(self, ms: float):
+        self.executor.model.measured("dn", self.work, self.model["est_dn_ms"], ms)
+        self.executor.record("dn", self.kind, self.job, self.work, self.model, ms)
 
 
 def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int,
-              kind: str = "read") -> Offload | None:
-    """An Offload when the model says Lambda runs these tasks sooner, else None."""
+              kind: str = "read") -> Decision | None:
+    """The decision for tasks chunk_read can run (None: not eligible: a kind it can't
+    run, or fewer chunks than aws_lambda_threshold per DN, HSDS's floor)."""
     n = len(tasks)
-    if offloadable(job, tasks) is None or n < dn_count * executor.settings.aws_lambda_threshold:
+    if offloadable(job, tasks) is None:
         return None
-    chunk_bytes = max(t.count for t in tasks) * job.item_size
-    model = plan(n, dn_count, chunk_bytes, executor.settings)
-    if model["est_lambda_ms"] >= model["est_dn_ms"]:
+    if n < dn_count * executor.settings.aws_lambda_threshold:
         return None
-    return Offload(executor, job, n, model, kind)
+    work = executor.work(job, tasks, kind)
+    return Decision(executor, job, work, executor.model.decide(work), kind)

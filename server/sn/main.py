@@ -4,6 +4,7 @@ import logging
 from aiohttp import web
 
 from ..config import load_settings, use_uvloop
+from ..offload import emf
 from ..storage import open_store
 from .app import make_app
 from .service import Service
@@ -14,6 +15,8 @@ def main():
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if emf.enabled(settings):
+        emf.install()           # the records alone on their own stream (CloudWatch reads them)
     svc = Service(settings, open_store(settings))
     logging.getLogger("h5cloud.sn").info("%s on %s:%d with %d data nodes", svc.node_id,
                                          settings.bind_address, settings.sn_port,

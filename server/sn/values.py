@@ -69,10 +69,10 @@ def item_estimate(job: Job) -> int:
     return 512 if job.item_size == "H5T_VARIABLE" else job.item_size
 
 
-async def read_array(svc, job: Job, sel, request=None, offload=None) -> np.ndarray:
+async def read_array(svc, job: Job, sel, request=None, decision=None) -> np.ndarray:
     out = np.empty(types.full_shape(job.piece_type, sel.shape), job.out_dtype)
     tasks = await _prepare(svc, job, selection.chunk_tasks(sel, job.chunk_dims))
-    via = await svc.executor.read(job, tasks, out, offload)
+    via = await svc.executor.read(job, tasks, out, decision)
     if request is not None:
         request[VIA] = via          # which executor ran it, for the request's log line
     return out
@@ -139,45 +139,45 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
         return json_response({"value": value,
                               "hrefs": value_hrefs(request, target, doc, domain_doc)})
     # stream page by page (chunk rows), reading the next page while sending this one
-    page_bytes, offload = min(limit, STREAM_PAGE), None
+    page_bytes, decision = min(limit, STREAM_PAGE), None
     if estimate > page_bytes and svc.executor.serverless is not None:
         # one decision for the whole request on where its chunks are read (one log line);
         # Lambda caches nothing, so its pages hold whole chunk rows: each chunk read once
-        offload = await svc.executor.start_read(job,
-                                                selection.chunk_tasks(sel, job.chunk_dims))
-        if offload is not None:
+        decision = await svc.executor.start_read(job,
+                                                 selection.chunk_tasks(sel, job.chunk_dims))
+        if decision is not None and decision.offload is not None:
             page_bytes = page_size(sel, job, limit)
     pages = list(selection.pages(sel, job.chunk_dims,
                                  max(1, page_bytes // item_estimate(job))))
     try:
         if len(pages) <= 1:
-            arr = await read_array(svc, job, sel, request, offload)
-            _finish(offload)
+            arr = await read_array(svc, job, sel, request, decision)
+            _finish(decision)
             return web.Response(body=encode(arr, job, True), content_type=BINARY)
-        return await stream_pages(request, svc, job, pages, estimate, offload)
+        return await stream_pages(request, svc, job, pages, estimate, decision)
     finally:
-        _finish(offload)        # after a failure; once logged it is not logged again
+        _finish(decision)       # after a failure; once logged it is not logged again
 
 
-def _finish(offload):
-    if offload is not None:
-        offload.finish()
+def _finish(decision):
+    if decision is not None and decision.offload is not None:
+        decision.offload.finish()
 
 
-async def stream_pages(request, svc, job: Job, pages, estimate: int, offload):
+async def stream_pages(request, svc, job: Job, pages, estimate: int, decision):
     rsp = web.StreamResponse(headers={"Content-Type": BINARY})
     if job.item_size != "H5T_VARIABLE":
         rsp.content_length = estimate
-    upcoming = asyncio.ensure_future(read_array(svc, job, pages[0][0], request, offload))
+    upcoming = asyncio.ensure_future(read_array(svc, job, pages[0][0], request, decision))
     try:
         await rsp.prepare(request)
         for i in range(len(pages)):
             arr = await upcoming
             if i + 1 < len(pages):
                 upcoming = asyncio.ensure_future(
-                    read_array(svc, job, pages[i + 1][0], offload=offload))
+                    read_array(svc, job, pages[i + 1][0], decision=decision))
             else:
-                _finish(offload)     # logged before the client can have it all
+                _finish(decision)    # logged before the client can have it all
             await rsp.write(encode(arr, job, True))
     finally:
         upcoming.cancel()
