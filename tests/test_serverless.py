@@ -125,6 +125,56 @@ def test_a_streamed_read_is_offloaded_once(stack):
     assert info["invocations"] >= 8 and 0 < info["estimated_cost_usd"] < 0.01
 
 
+def test_auto_mode_measures_both_plans_and_writes_emf_records(stack, tmp_path, moto_endpoint):
+    """AWS_LAMBDA_OFFLOAD=auto with a high exploration share: reads go both ways and all
+    return the written values; the model's samples and factors move (GET /info), and
+    each decision is one EMF record on the SN's log, with both estimates."""
+    cluster, endpoint = stack
+    if endpoint.poll() is not None:
+        pytest.skip("the shared endpoint was stopped by the test before")
+    import json
+    port = free_ports(4)                # its own SN and DNs beside the shared cluster's
+    env = {**cluster.env, "AWS_LAMBDA_OFFLOAD": "auto", "AWS_LAMBDA_EXPLORE": "0.5",
+           "CLOUDWATCH_EMF": "1", "SN_PORT": str(port), "DN_PORT": str(port + 1)}
+    auto = start_cluster(tmp_path, env)
+    try:
+        base, params = auto.endpoint, {"domain": "/home/test_user1/lambda_auto.h5"}
+        make_home(base)
+        assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
+        body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
+                "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]},
+                                       "filters": [{"class": "H5Z_FILTER_DEFLATE", "id": 1,
+                                                    "level": 4}]}}
+        did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
+                            timeout=10).json()["id"]
+        arr = (np.arange(400 * 500, dtype="<i4") % 977).reshape(400, 500)
+        url = f"{base}/datasets/{did}/value"
+        requests.put(url, params=params, auth=U1, data=arr.tobytes(), timeout=30, headers={
+            "Content-Type": "application/octet-stream"}).raise_for_status()
+        requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
+        time.sleep(2.5)              # the SN's own write marks settle
+        for _ in range(6):           # explore 0.5: every other one the plan not picked
+            got = requests.get(url, params={**params, "select": "[0:400:3,1:500:4]"}, auth=U1,
+                               headers={"Accept": "application/octet-stream"}, timeout=60)
+            assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(134, 125),
+                                  arr[0:400:3, 1:500:4])
+        model = requests.get(base + "/info", timeout=10).json()["serverless"]["model"]
+        assert model["mode"] == "auto" and model["samples"]["dn"] > 0 \
+            and model["samples"]["lambda"] > 0, model
+        assert model["factors"]["dn/deflate"] != 1.0 and model["factors"]["lambda/deflate"] != 1.0
+        records = [json.loads(ln) for ln in auto.sn_log.read_text().splitlines()
+                   if ln.startswith("{") and '"_aws"' in ln]
+        mine = [r for r in records if r["dataset"] == did]
+        assert len(mine) == 6 and sorted(r["Plan"] for r in mine) == ["dn"] * 3 + ["lambda"] * 3
+        assert all(r["EstDnMs"] > 0 and r["EstLambdaMs"] > 0 and r["MeasuredMs"] > 0
+                   for r in mine)
+        lines = [ln for ln in serverless_lines(auto) if did in ln]
+        assert len(lines) == sum(r["Plan"] == "lambda" for r in mine)
+        assert all("plan=lambda" in ln and "codec=deflate" in ln for ln in lines)
+    finally:
+        auto.stop()
+
+
 def test_a_write_then_an_offloaded_read_returns_the_written_data(stack):
     """A read sent the moment a write is acknowledged, with a selection that is offloaded
     when the dataset is clean, returns the new values, not the older ones still in S3;
@@ -276,52 +326,3 @@ def test_failed_invocations_fall_back_to_the_dns(stack, tmp_path, moto_endpoint,
         endpoint.terminate()
         endpoint.wait(10)
 
-
-def test_auto_mode_measures_both_plans_and_writes_emf_records(stack, tmp_path, moto_endpoint):
-    """AWS_LAMBDA_OFFLOAD=auto with a high exploration share: reads go both ways and all
-    return the written values; the model's samples and factors move (GET /info), and
-    each decision is one EMF record on the SN's log, with both estimates."""
-    cluster, endpoint = stack
-    if endpoint.poll() is not None:
-        pytest.skip("the shared endpoint was stopped by the test before")
-    import json
-    port = free_ports(4)                # its own SN and DNs beside the shared cluster's
-    env = {**cluster.env, "AWS_LAMBDA_OFFLOAD": "auto", "AWS_LAMBDA_EXPLORE": "0.5",
-           "CLOUDWATCH_EMF": "1", "SN_PORT": str(port), "DN_PORT": str(port + 1)}
-    auto = start_cluster(tmp_path, env)
-    try:
-        base, params = auto.endpoint, {"domain": "/home/test_user1/lambda_auto.h5"}
-        make_home(base)
-        assert requests.put(base + "/", params=params, auth=U1, timeout=10).status_code == 201
-        body = {"type": "H5T_STD_I32LE", "shape": [400, 500],
-                "creationProperties": {"layout": {"class": "H5D_CHUNKED", "dims": [20, 25]},
-                                       "filters": [{"class": "H5Z_FILTER_DEFLATE", "id": 1,
-                                                    "level": 4}]}}
-        did = requests.post(base + "/datasets", params=params, auth=U1, json=body,
-                            timeout=10).json()["id"]
-        arr = (np.arange(400 * 500, dtype="<i4") % 977).reshape(400, 500)
-        url = f"{base}/datasets/{did}/value"
-        requests.put(url, params=params, auth=U1, data=arr.tobytes(), timeout=30, headers={
-            "Content-Type": "application/octet-stream"}).raise_for_status()
-        requests.put(base + "/", params=params, auth=U1, json={"flush": 1}, timeout=30)
-        time.sleep(2.5)              # the SN's own write marks settle
-        for _ in range(6):           # explore 0.5: every other one the plan not picked
-            got = requests.get(url, params={**params, "select": "[0:400:3,1:500:4]"}, auth=U1,
-                               headers={"Accept": "application/octet-stream"}, timeout=60)
-            assert np.array_equal(np.frombuffer(got.content, "<i4").reshape(134, 125),
-                                  arr[0:400:3, 1:500:4])
-        model = requests.get(base + "/info", timeout=10).json()["serverless"]["model"]
-        assert model["mode"] == "auto" and model["samples"]["dn"] > 0 \
-            and model["samples"]["lambda"] > 0, model
-        assert model["factors"]["dn/deflate"] != 1.0 and model["factors"]["lambda/deflate"] != 1.0
-        records = [json.loads(ln) for ln in auto.sn_log.read_text().splitlines()
-                   if ln.startswith("{") and '"_aws"' in ln]
-        mine = [r for r in records if r["dataset"] == did]
-        assert len(mine) == 6 and sorted(r["Plan"] for r in mine) == ["dn"] * 3 + ["lambda"] * 3
-        assert all(r["EstDnMs"] > 0 and r["EstLambdaMs"] > 0 and r["MeasuredMs"] > 0
-                   for r in mine)
-        lines = [ln for ln in serverless_lines(auto) if did in ln]
-        assert len(lines) == sum(r["Plan"] == "lambda" for r in mine)
-        assert all("plan=lambda" in ln and "codec=deflate" in ln for ln in lines)
-    finally:
-        auto.stop()

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import numpy as np
+import zstandard
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
@@ -23,6 +24,20 @@ from .cost import CostModel, RecentChunks, Work, codec_name
 from .job import Job
 
 log = logging.getLogger("h5cloud.sn")
+MAX_ANSWER_BYTES = 64 * 1024**2     # what one answer may unpack to (batches hold far less)
+
+
+def decode_answer(raw: bytes):
+    """A function's answer with its "data" as bytes (base64 decoded, and unpacked when
+    the function compressed it); answers without data come back as they are."""
+    payload = json.loads(raw)
+    if isinstance(payload, dict) and isinstance(payload.get("data"), str):
+        data = base64.b64decode(payload["data"])
+        if payload.get("encoding") == "zstd":
+            data = zstandard.ZstdDecompressor().decompress(
+                data, max_output_size=MAX_ANSWER_BYTES)
+        payload["data"] = data
+    return payload
 
 
 def offloadable(job: Job, tasks) -> str | None:
@@ -116,7 +131,9 @@ class LambdaExecutor:
                     client = await self.client()
                     rsp = await client.invoke(FunctionName=self.function,
                                               Payload=json.dumps(event))
-                    payload = json.loads(await rsp["Payload"].read())
+                    raw = await rsp["Payload"].read()
+                    # parsing megabytes of JSON and base64 (and zstd) off the event loop
+                    payload = await asyncio.to_thread(decode_answer, raw)
                 finally:
                     self.stats["invoke_ms"] += (time.perf_counter() - start) * 1000
         except Exception as e:          # throttle, timeout, connection, unknown function
@@ -168,7 +185,7 @@ class LambdaExecutor:
         payload = await self.call(self.event(job, kind, batch))
         if payload is None:
             return False
-        data = base64.b64decode(payload["data"])
+        data = payload["data"]
         codec = None
         for task, part in zip(batch, payload["parts"]):
             if part["found"]:
@@ -195,7 +212,7 @@ async def _query_batch(executor, job: Job, batch, text):
     payload = await executor.call(executor.event(job, "query", batch, text))
     if payload is None:
         return None
-    data = base64.b64decode(payload["data"])
+    data = payload["data"]
     found = []
     for task, part in zip(batch, payload["parts"]):
         info = (payload.get("query") or {}).get(part["id"])
