@@ -24,16 +24,14 @@ Method
 - DN-only: per read and repeat a fresh SN + DNs without Lambda (cold chunk caches);
   metadata is fetched first, then the read is timed.
 - Serverless: one cluster with AWS_LAMBDA_CHUNKREAD_FUNCTION, AWS_LAMBDA_THRESHOLD=0,
-  AWS_LAMBDA_MAX_INVOKE=--workers (more gets throttled locally) and T_INVOKE/T_S3=0, so
-  the model always offloads. The first slab read meets cold workers; then --repeat warm
+  AWS_LAMBDA_MAX_INVOKE=--workers (more gets throttled locally) and
+  AWS_LAMBDA_OFFLOAD=always. The first slab read meets cold workers; then --repeat warm
   reads of each (Lambda caches no chunks, so the same dataset is as fresh as a new one)
   and five 1-chunk reads. The SN's `serverless read ... ms=` lines give the offload time.
   Every answer is compared with the array written.
-- Calibration (slab): common = client ms - offload ms (request, metadata, answer: both
-  paths pay it); t_dn = (DN-only ms - common) / ceil(n/(dn*p_dn)); t_invoke = warm
-  1-chunk offload - latency; t_s3 = (offload ms - t_invoke) / R, R = the model's
-  ceil(n/(b*max_invoke)) * ceil(b/p_fn). On a small machine all share the cores: t_dn and
-  t_s3 then measure CPU more than latency, and the local invoke overhead is not AWS's.
+- The model (server/offload/cost.py, default constants, warm functions with a full core
+  each, as local workers have) is printed next to the measured times. The SN calibrates
+  it online; bench/offload_grid.py measures how often its picks were right.
 """
 import asyncio
 import hashlib
