@@ -7,6 +7,7 @@ cache; a write changes the cached array and marks it dirty, and the write-back
 loop encodes and stores it later. Pieces travel as raw bytes (core.frames).
 """
 import asyncio
+import collections
 import logging
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
 
 log = logging.getLogger("h5cloud.dn")
+QUERY_PREFETCH = 16     # chunks a query loads ahead (as many GETs as the model's p_dn)
 
 
 def subtype(type_json: dict, fields) -> dict:
@@ -165,29 +167,47 @@ class ChunkOps:
             raise BadRequest("a query with 'where ... in' cannot update")
         out_sizes, out_payload, counts = [], [], []
         remaining = limit
-        for chunk, task, ref in req.tasks:
-            entry = await self._chunk(req, chunk, ref)
-            rows = entry.value[task.chunk_sel]
-            hits = np.flatnonzero(query.mask(rows))
-            if remaining is not None:
-                hits = hits[:remaining]
-                remaining -= len(hits)
-            if changes and len(hits):
-                if ref:
-                    raise BadRequest("datasets with linked (_REF) layouts are read-only")
-                if not entry.value.flags.writeable:
-                    entry.value = entry.value.copy()
-                positions = _positions(task, hits)
-                for name, value in changes.items():
-                    entry.value[name][positions] = value
-                self.node.chunks.changed((req.bucket, chunk_key(chunk)))
+        # the next chunks load while this one is searched: a few GETs in flight, not one
+        # storage round trip per chunk in turn (and not every chunk in memory at once)
+        todo, loading = iter(req.tasks), collections.deque()
+
+        def load_next():
+            item = next(todo, None)
+            if item is not None:
+                loading.append((item, asyncio.ensure_future(self._chunk(req, item[0], item[2]))))
+        # an update changes entries in place: each must still be cached when changed, so
+        # those load one at a time (a prefetched entry could be evicted meanwhile)
+        for _ in range(1 if changes else QUERY_PREFETCH):
+            load_next()
+        try:
+            while loading:
+                (chunk, task, ref), pending = loading.popleft()
+                entry = await pending
+                load_next()
                 rows = entry.value[task.chunk_sel]
-            counts.append(len(hits))
-            out_payload.append(hits.astype("<u8").tobytes() if with_positions else b"")
-            out_payload.append(self._piece_bytes(req, np.take(rows, hits)))
-            out_sizes += [len(out_payload[-2]), len(out_payload[-1])]
-            if remaining == 0:
-                break
+                hits = np.flatnonzero(query.mask(rows))
+                if remaining is not None:
+                    hits = hits[:remaining]
+                    remaining -= len(hits)
+                if changes and len(hits):
+                    if ref:
+                        raise BadRequest("datasets with linked (_REF) layouts are read-only")
+                    if not entry.value.flags.writeable:
+                        entry.value = entry.value.copy()
+                    positions = _positions(task, hits)
+                    for name, value in changes.items():
+                        entry.value[name][positions] = value
+                    self.node.chunks.changed((req.bucket, chunk_key(chunk)))
+                    rows = entry.value[task.chunk_sel]
+                counts.append(len(hits))
+                out_payload.append(hits.astype("<u8").tobytes() if with_positions else b"")
+                out_payload.append(self._piece_bytes(req, np.take(rows, hits)))
+                out_sizes += [len(out_payload[-2]), len(out_payload[-1])]
+                if remaining == 0:
+                    break
+        finally:
+            # after an early stop (a limit, an error) the loads already started finish
+            await asyncio.gather(*(f for _, f in loading), return_exceptions=True)
         return counts, out_sizes, out_payload
 
 

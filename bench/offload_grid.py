@@ -1,0 +1,202 @@
+"""The offload grid: every read kind x codec x chunk count, measured with the DNs alone
+(AWS_LAMBDA_OFFLOAD=never), with Lambda for all (always), and as the cost model picks
+(auto); how often auto picked the faster plan, and the time its wrong picks lost.
+
+    .venv/bin/python bench/offload_grid.py [--chunks 64,256,1024] [--chunk 128]
+        [--codecs none,deflate,zstd] [--latency-ms 30] [--workers 8] [--dn 4]
+
+The backends are bench/serverless.py's: moto behind a proxy that adds --latency-ms to
+every object GET on both paths (replaying answers, so moto's own CPU stays out of it),
+and the built chunk_read zip behind the local Invoke endpoint with --workers workers.
+Datasets: float32, --chunk x --chunk chunks, written and flushed through a DN-only
+cluster. Reads: hyperslab (all of it), strided (every 4th row and column), column (one),
+points (1,000 scattered), query (`_ > q`, 0.5 % of the values). One cluster per mode
+(the same order of reads in each), each answer hashed and compared across modes. The
+DNs' chunk caches are small (--dn-cache, 1 MiB each): every read meets cold chunks, in
+every mode alike (with big caches a plan that read a dataset first would leave the DN
+plan warm caches the other modes never had). A pick is right when auto's plan took at most 15 % longer than the
+faster one (as measured in the never and always runs).
+"""
+import argparse
+import hashlib
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+import serverless as sb  # noqa: E402  (the backends: moto, proxy, local Invoke endpoint)
+
+AUTH = sb.AUTH
+KINDS = ("hyperslab", "strided", "column", "points", "query")
+FILTERS = {"none": [], "deflate": [{"class": "H5Z_FILTER_DEFLATE", "id": 1, "level": 6}],
+           "zstd": [{"class": "H5Z_FILTER_ZSTD", "id": 32015, "level": 3}]}
+TIE = 1.15
+
+
+def values_of(shape, seed):
+    """Smooth data with a little noise: compresses about 2-4x, like measurements do."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:shape[0], 0:shape[1]].astype("f4")
+    smooth = np.sin(y / 37) * np.cos(x / 23)
+    return (smooth + rng.normal(0, 0.01, shape)).astype("<f4")
+
+
+class Dataset:
+    def __init__(self, codec, chunks, chunk, seed):
+        rows = max(d for d in range(1, int(chunks ** 0.5) + 1) if chunks % d == 0)
+        self.codec, self.chunks, self.chunk = codec, chunks, chunk
+        self.shape = (rows * chunk, chunks // rows * chunk)
+        self.domain = f"/home/test_user1/grid_{codec}_{chunks}.h5"
+        self.data = values_of(self.shape, seed)
+        self.threshold = float(np.quantile(self.data, 0.995))
+        rng = np.random.default_rng(seed + 1)
+        self.points = np.stack([rng.integers(0, n, 1000) for n in self.shape], 1).astype("<u8")
+        self.did = None
+
+    def write(self, endpoint):
+        q = {"domain": self.domain}
+        requests.put(endpoint + "/", params=q, auth=AUTH, timeout=60).raise_for_status()
+        body = {"type": "H5T_IEEE_F32LE", "shape": list(self.shape), "creationProperties": {
+            "layout": {"class": "H5D_CHUNKED", "dims": [self.chunk, self.chunk]},
+            "filters": FILTERS[self.codec]}}
+        rsp = requests.post(endpoint + "/datasets", params=q, auth=AUTH, json=body, timeout=60)
+        rsp.raise_for_status()
+        self.did = rsp.json()["id"]
+        step = max(1, (8 << 20) // (self.shape[1] * 4))
+        for r in range(0, self.shape[0], step):
+            stop = min(r + step, self.shape[0])
+            requests.put(f"{endpoint}/datasets/{self.did}/value", auth=AUTH, timeout=600,
+                         params={**q, "select": f"[{r}:{stop},0:{self.shape[1]}]"},
+                         data=self.data[r:r + step].tobytes(),
+                         headers={"Content-Type": "application/octet-stream"}
+                         ).raise_for_status()
+        requests.put(endpoint + "/", params=q, auth=AUTH, json={"flush": 1},
+                     timeout=600).raise_for_status()
+
+    def read(self, endpoint, kind) -> tuple:
+        """(ms, sha256 of the answer) of one read of this kind."""
+        url = f"{endpoint}/datasets/{self.did}/value"
+        q, binary = {"domain": self.domain}, {"Accept": "application/octet-stream"}
+        h, w = self.shape
+        t0 = time.perf_counter()
+        if kind == "points":
+            rsp = requests.post(url, params=q, auth=AUTH, data=self.points.tobytes(), timeout=900,
+                                headers={**binary, "Content-Type": "application/octet-stream"})
+        elif kind == "query":
+            rsp = requests.get(url, params={**q, "query": f"_ > {self.threshold!r}"},
+                               auth=AUTH, timeout=900)
+        else:
+            select = {"hyperslab": f"[0:{h},0:{w}]", "strided": f"[0:{h}:4,0:{w}:4]",
+                      "column": f"[0:{h},5:6]"}[kind]
+            rsp = requests.get(url, params={**q, "select": select}, auth=AUTH, timeout=900,
+                               headers=binary)
+        ms = (time.perf_counter() - t0) * 1000
+        rsp.raise_for_status()
+        # a JSON answer's hrefs name the cluster's own port: compare what it found
+        body = json.dumps([rsp.json().get(k) for k in ("value", "index")]).encode() \
+            if kind == "query" else rsp.content
+        return ms, hashlib.sha256(body).hexdigest()
+
+    def warm(self, endpoint):
+        """The domain and dataset documents into the SN's and DNs' caches, untimed."""
+        requests.get(f"{endpoint}/datasets/{self.did}", params={"domain": self.domain},
+                     auth=AUTH, timeout=60).raise_for_status()
+
+
+def offloaded_lines(cluster) -> int:
+    return sum("serverless" in ln for ln in cluster.sn_log.read_text().splitlines())
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--chunks", default="64,256,1024")
+    p.add_argument("--chunk", type=int, default=128, help="chunk edge (float32)")
+    p.add_argument("--codecs", default="none,deflate,zstd")
+    p.add_argument("--kinds", default=",".join(KINDS))
+    p.add_argument("--latency-ms", type=float, default=30.0)
+    p.add_argument("--jitter-ms", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=8)
+    p.add_argument("--dn", type=int, default=4)
+    p.add_argument("--dn-cache", default="1m", help="CHUNK_MEM_CACHE_SIZE of each DN")
+    a = p.parse_args()
+    a.no_cache, a.repeat, a.stride = False, 1, 0
+    counts = [int(n) for n in a.chunks.split(",")]
+    a.chunks = max(counts)                       # what Bench sizes its own dataset by
+    tmp = Path(tempfile.mkdtemp(prefix="bench-grid-"))
+    b = sb.Bench(a, tmp)
+    kinds = a.kinds.split(",")
+    sets = [Dataset(c, n, a.chunk, i) for i, (c, n) in enumerate(
+        (c, n) for c in a.codecs.split(",") for n in counts)]
+    lambda_env = dict(AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read", AWS_LAMBDA_THRESHOLD=1,
+                      AWS_LAMBDA_MAX_INVOKE=a.workers, AWS_LAMBDA_MEMORY_MB=1769)
+    results = {}                                   # (set, kind) -> {mode: (ms, sha, lambda?)}
+    try:
+        b.start_backends()
+        lambda_env["AWS_LAMBDA_GATEWAY"] = b.lam
+        c = b.cluster(FLUSH_TIMEOUT=600)          # thousands of chunks through the proxy
+        for ds in sets:
+            ds.write(c.endpoint)
+        for ds in sets:                              # fill the proxy's replay cache, untimed
+            ds.read(c.endpoint, "hyperslab")
+        b.stop(c)
+        for mode in ("never", "always", "auto"):
+            c = b.cluster(AWS_LAMBDA_OFFLOAD=mode, CHUNK_MEM_CACHE_SIZE=a.dn_cache, **lambda_env)
+            for ds in sets:
+                ds.warm(c.endpoint)
+            if mode == "always":                     # start the workers, untimed
+                sets[0].read(c.endpoint, "hyperslab")
+            for ds in sets:
+                for kind in kinds:
+                    before = offloaded_lines(c)
+                    ms, sha = ds.read(c.endpoint, kind)
+                    results.setdefault((ds, kind), {})[mode] = (
+                        ms, sha, offloaded_lines(c) > before)
+            if mode == "auto":
+                model = requests.get(c.endpoint + "/info", timeout=10).json()
+                model = model.get("serverless", {}).get("model", {})
+            b.stop(c)
+    except BaseException:
+        print(f"failed; logs kept in {tmp}", file=sys.stderr)
+        raise
+    finally:
+        b.cleanup()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"{len(sets)} datasets of {a.chunk}x{a.chunk} float32 chunks, {a.dn} DNs with "
+          f"{a.dn_cache} chunk caches, {a.workers} local workers, {a.latency_ms:g} ms per S3 "
+          "GET on both paths")
+    print(f"\n{'kind':10s}{'codec':8s}{'chunks':>7s}{'never':>9s}{'always':>9s}{'auto':>9s}"
+          f"{'picked':>8s}{'right':>7s}")
+    right = lost = 0
+    for (ds, kind), r in results.items():
+        (dn_ms, dn_sha, _), (fn_ms, fn_sha, _), (auto_ms, auto_sha, offl) = (
+            r["never"], r["always"], r["auto"])
+        if len({dn_sha, fn_sha, auto_sha}) != 1:
+            raise SystemExit(f"different answers for {kind} of {ds.domain}")
+        picked = fn_ms if offl else dn_ms
+        ok = picked <= TIE * min(dn_ms, fn_ms)
+        right += ok
+        lost += max(0.0, picked - min(dn_ms, fn_ms))
+        print(f"{kind:10s}{ds.codec:8s}{ds.chunks:7d}{dn_ms:9.0f}{fn_ms:9.0f}{auto_ms:9.0f}"
+              f"{'lambda' if offl else 'dn':>8s}{'yes' if ok else 'NO':>7s}")
+    n = len(results)
+    print(f"\nauto picked the faster plan (ties within {TIE - 1:.0%}) in {right} of {n} cases "
+          f"({right / n:.0%}); its wrong picks lost {lost:.0f} ms in all "
+          f"(of {sum(min(r['never'][0], r['always'][0]) for r in results.values()):.0f} ms "
+          f"best-case total); medians: never "
+          f"{statistics.median(r['never'][0] for r in results.values()):.0f} ms, always "
+          f"{statistics.median(r['always'][0] for r in results.values()):.0f} ms")
+    print(f"model after the auto run: factors {model.get('factors')}, "
+          f"samples {model.get('samples')}")
+
+
+if __name__ == "__main__":
+    main()
