@@ -20,7 +20,6 @@ faster one (as measured in the never and always runs).
 import argparse
 import hashlib
 import json
-import shutil
 import statistics
 import sys
 import tempfile
@@ -138,8 +137,7 @@ def main():
     lambda_env = dict(AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read", AWS_LAMBDA_THRESHOLD=1,
                       AWS_LAMBDA_MAX_INVOKE=a.workers, AWS_LAMBDA_MEMORY_MB=1769)
     results = {}                                   # (set, kind) -> {mode: (ms, sha, lambda?)}
-    try:
-        b.start_backends()
+    with b.session():
         lambda_env["AWS_LAMBDA_GATEWAY"] = b.lam
         c = b.cluster(FLUSH_TIMEOUT=600)          # thousands of chunks through the proxy
         for ds in sets:
@@ -163,12 +161,6 @@ def main():
                 model = requests.get(c.endpoint + "/info", timeout=10).json()
                 model = model.get("serverless", {}).get("model", {})
             b.stop(c)
-    except BaseException:
-        print(f"failed; logs kept in {tmp}", file=sys.stderr)
-        raise
-    finally:
-        b.cleanup()
-    shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"{len(sets)} datasets of {a.chunk}x{a.chunk} float32 chunks, {a.dn} DNs with "
           f"{a.dn_cache} chunk caches, {a.workers} local workers, {a.latency_ms:g} ms per S3 "

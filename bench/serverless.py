@@ -34,6 +34,7 @@ Method
   it online; bench/offload_grid.py measures how often its picks were right.
 """
 import asyncio
+import contextlib
 import hashlib
 import math
 import os
@@ -236,6 +237,20 @@ class Bench:
     def lines(c):
         return [ln for ln in c.sn_log.read_text().splitlines() if "serverless read" in ln]
 
+    @contextlib.contextmanager
+    def session(self):
+        """The backends up for the block; everything stopped after it, and the temporary
+        folder removed (kept, with its logs, when the block failed)."""
+        try:
+            self.start_backends()
+            yield self
+        except BaseException:
+            print(f"failed; logs kept in {self.tmp}", file=sys.stderr)
+            raise
+        finally:
+            self.cleanup()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
     def cleanup(self):
         for c in list(self.clusters):
             self.stop(c)
@@ -291,16 +306,9 @@ def main():
     stride = a.stride or next(s for s in (1, 2, 4, 8, 16, 32, 64, 128, 256)
                               if -(-h // s) * w * 4 <= STREAM_PAGE or s == CHUNK)
     cases = {"slab": stride, "whole": 1}
-    try:
-        b.start_backends()
+    with b.session():
         b.load()
         dn_ms, cold, fn, one = measure(b, a, cases)
-    except BaseException:
-        print(f"failed; logs kept in {tmp}", file=sys.stderr)
-        raise
-    finally:
-        b.cleanup()
-    shutil.rmtree(tmp, ignore_errors=True)
 
     med, best = statistics.median, min
     # the model's view of the same reads (local workers have a full core each)
