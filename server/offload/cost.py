@@ -3,7 +3,7 @@ chunk_read Lambda, from what the read asks for, with constants that calibrate
 themselves from the reads the SN runs.
 
 Per request (`Work`): chunks touched, how many the DNs likely hold decoded already
-(those cost neither a fetch nor a decode), bytes per chunk as stored and decoded, bytes
+(those cost neither a fetch nor a decode), bytes per chunk decoded, bytes
 returned, and the codec. Each plan is a sum of its stages, the slowest stage bounding
 the overlap:
 
@@ -22,20 +22,15 @@ fresh.
 """
 import dataclasses
 import math
-import threading
 from collections import OrderedDict
 
 FULL_VCPU_MB = 1769     # AWS: a function gets one full vCPU at 1,769 MB, less in proportion
 BASE64 = 4 / 3
 ALPHA = 0.2             # weight of one new measurement
 FACTOR_RANGE = (0.1, 10.0)
-# decode throughput of one core per codec (MB/s of decoded bytes) and a typical
-# compression ratio, for a stored size the SN does not see; measured on this code's
-# codecs (bench/), refined by calibration
+# decode throughput of one core per codec (MB/s of decoded bytes), refined by calibration
 DECODE_MB_S = {"none": 4000.0, "deflate": 250.0, "zstd": 900.0, "blosc": 1500.0,
                "lz4": 1500.0, "bitshuffle": 1000.0, "other": 300.0}
-RATIO = {"none": 1.0, "deflate": 3.0, "zstd": 3.0, "blosc": 2.5, "lz4": 2.0,
-         "bitshuffle": 2.5, "other": 2.0}
 PLANS = ("dn", "lambda")
 DN_REQUEST_MS = 2.0     # a batch's round trip to the DNs, even when every chunk is cached
 MODES = {"auto": None, "always": "lambda", "never": "dn"}     # aws_lambda_offload
@@ -49,10 +44,6 @@ class Work:
     returned_bytes: int         # the whole answer
     codec: str = "none"
     cached: int = 0             # chunks the DNs hold decoded
-
-    @property
-    def stored_bytes(self) -> float:
-        return self.decoded_bytes / RATIO.get(self.codec, 2.0)
 
 
 def codec_name(dset: dict) -> str:
@@ -102,7 +93,6 @@ class CostModel:
         self.samples = {p: 0 for p in PLANS}
         self.warm = 0               # function instances known to have run (stay warm)
         self.eligible = 0           # decisions made in auto mode (exploration counts them)
-        self.lock = threading.Lock()
 
     # ---- the estimates -------------------------------------------------------
 
@@ -165,15 +155,14 @@ class CostModel:
         """A plan ran work in ms where the model said estimate_ms: move its factor."""
         if estimate_ms <= 0 or ms <= 0:
             return
-        with self.lock:
-            key = (plan, work.codec)
-            ratio = ms / estimate_ms            # how far off the current estimate was
-            lo, hi = FACTOR_RANGE
-            new = self.factors[key] * (1 - ALPHA + ALPHA * ratio)
-            self.factors[key] = min(hi, max(lo, new))
-            self.samples[plan] += 1
-            if plan == "lambda":
-                self.warm = max(self.warm, instances)
+        key = (plan, work.codec)
+        ratio = ms / estimate_ms            # how far off the current estimate was
+        lo, hi = FACTOR_RANGE
+        new = self.factors[key] * (1 - ALPHA + ALPHA * ratio)
+        self.factors[key] = min(hi, max(lo, new))
+        self.samples[plan] += 1
+        if plan == "lambda":
+            self.warm = max(self.warm, instances)
 
     def info(self) -> dict:
         """The current constants and factors (GET /info)."""

@@ -101,15 +101,16 @@ class Dispatcher:
         return self.direct
 
     async def may_offload(self, job: Job) -> bool:
-        """Could Lambda read this dataset now (configured, and no DN holds it dirty)?"""
-        return self.serverless is not None and await self.clean(job.dset["id"])
+        """Could Lambda read this dataset now (configured, not switched off, and no DN
+        holds it dirty)?"""
+        return self.serverless is not None and \
+            self.serverless.settings.aws_lambda_offload != "never" and \
+            await self.clean(job.dset["id"])
 
     async def start_read(self, job: Job, tasks) -> Decision | None:
         """Where a request's chunk tasks (all its pages) are read, decided once; None
         when Lambda is not an option (then the SN itself or the DNs)."""
-        if not tasks or self.serverless is None or \
-                self.serverless.settings.aws_lambda_offload == "never" or \
-                not await self.may_offload(job):
+        if not tasks or not await self.may_offload(job):
             return None
         return plan_read(self.serverless, job, tasks, len(self.dn.urls))
 
@@ -153,9 +154,7 @@ class Dispatcher:
         if update is not None:
             with self._changing(job.dset["id"]):
                 return await self.dn.query(job, tasks, text, limit, update)
-        if self.serverless is not None and \
-                self.serverless.settings.aws_lambda_offload != "never" and \
-                await self.may_offload(job):
+        if await self.may_offload(job):
             found = await offload_query(self.serverless, job, tasks, text, len(self.dn.urls))
             if found is not None:
                 return found
