@@ -44,12 +44,16 @@ class DnExecutor:
             batches.append((url, current))
         return batches
 
-    async def _post(self, node: str, path: str, body):
+    async def _post(self, node: str, path: str, body, size: int | None = None):
+        """POST body (bytes, or parts with their total size: sent with that length, not
+        chunked, so the DN reads it into one buffer of the right size)."""
         if node in self.down:
             raise Unavailable("a data node is not reachable")
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
         try:
-            async with self.session.post(node + path, data=body, headers={
-                    "Content-Type": "application/octet-stream"}) as rsp:
+            async with self.session.post(node + path, data=body, headers=headers) as rsp:
                 raw = await rsp.read()
                 if rsp.status >= 400:
                     raise error_for(rsp.status, _error_message(raw, rsp.reason))
@@ -88,7 +92,9 @@ class DnExecutor:
             pieces = [values.as_buffer(src[task.out_sel], job.piece_type) for task in group]
             header = job.header(group)
             header["sizes"] = [len(p) for p in pieces]
-            await self._post(url, "/chunks/write", _stream(frames.head(header), pieces))
+            first = frames.head(header)
+            await self._post(url, "/chunks/write", _stream(first, pieces),
+                             len(first) + sum(header["sizes"]))
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
 
