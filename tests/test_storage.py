@@ -108,8 +108,8 @@ async def keys_of(store, bucket, prefix=""):
     return [k async for k in store.list_keys(bucket, prefix)]
 
 
-async def dirs_of(store, bucket, prefix=""):
-    return [d async for d in store.list_dirs(bucket, prefix)]
+async def dirs_of(store, bucket, prefix="", after=""):
+    return [d async for d in store.list_dirs(bucket, prefix, after)]
 
 
 BLOB = bytes(range(256)) * 17 + b"\x00tail\xff"
@@ -305,6 +305,11 @@ def test_list_dirs(backend):
         assert await dirs_of(store, bucket, "home/") == ["home/u/"]
         assert await dirs_of(store, bucket, "home/u/") == ["home/u/f.h5/"]
         assert await dirs_of(store, bucket, "nothing/") == []
+        # a page's marker: only names after it (by name, as the listing is ordered)
+        assert await dirs_of(store, bucket, "db/", after="a") == ["db/a-b/", "db/ab/"]
+        assert await dirs_of(store, bucket, "db/", after="a-b") == ["db/ab/"]
+        assert await dirs_of(store, bucket, "db/", after="ab") == []
+        assert await dirs_of(store, bucket, "", after="db") == ["home/"]
     backend.run(body)
 
 

@@ -7,6 +7,10 @@ read-modify-write races between requests do not exist. `memo` is the DN's
 in-memory companion of the document (names deleted lately, for 410 answers).
 Read-only ops (changed=False) answer questions that need that memo.
 """
+import bisect
+import fnmatch
+import itertools
+
 from . import clock
 from .acl import entry
 from .errors import Conflict, Gone, NotFound
@@ -86,12 +90,74 @@ def add_links(doc, args, memo):
         elif not same_link(old, link):
             raise Conflict(f"link {title} already exists")
     deleted = memo.get("links_deleted", set())
+    if new:
+        _drop_link_orders(memo)
     for title, link in new.items():
         links[title] = {**link, "created": _stamp(link.get("created"))}
         deleted.discard(title)
     if new:
         doc["lastModified"] = clock.now()
     return bool(new), {"new": len(new)}
+
+
+class _LinkOrder:
+    """A group's titles in one listing order, kept beside the document (memo) so a page
+    costs a look-up, not a sort of every link. Valid while `links` is the document's own
+    dict and no op changed it (add_links / delete_links drop it); shared, never copied."""
+
+    def __init__(self, links: dict, create_order: bool):
+        self.links = links
+        if create_order:        # stable: equal stamps stay in insertion order
+            self.titles = sorted(links, key=lambda t: links[t].get("created", 0))
+            self.position = {t: i for i, t in enumerate(self.titles)}
+        else:
+            self.titles, self.position = sorted(links), None
+
+    def __deepcopy__(self, _memo):
+        return self
+
+    def after(self, marker) -> int:
+        """Where a page that resumes after marker starts (404 for an unknown marker)."""
+        if marker is None:
+            return 0
+        if self.position is not None:
+            i = self.position.get(marker)
+        else:
+            i = bisect.bisect_left(self.titles, marker)
+            i = i if i < len(self.titles) and self.titles[i] == marker else None
+        if i is None:
+            raise NotFound(f"marker {marker} not found")
+        return i + 1
+
+
+def _link_order(doc, memo, create_order: bool) -> _LinkOrder:
+    links = doc.get("links") or {}
+    key = "link_order_created" if create_order else "link_order"
+    order = memo.get(key)
+    if order is None or order.links is not links:
+        order = memo[key] = _LinkOrder(links, create_order)
+    return order
+
+
+def _drop_link_orders(memo):
+    memo.pop("link_order", None)
+    memo.pop("link_order_created", None)
+
+
+@op
+def list_links(doc, args, memo):
+    """A page of links in title (or creation) order: those matching pattern, resuming
+    after marker (404 if it is no such title or does not match), at most limit."""
+    order = _link_order(doc, memo, bool(args.get("create_order")))
+    pattern, limit, marker = args.get("pattern"), args.get("limit"), args.get("marker")
+    if marker is not None and pattern and not fnmatch.fnmatchcase(marker, pattern):
+        raise NotFound(f"marker {marker} not found")
+    rest = itertools.islice(order.titles, order.after(marker), None)
+    if pattern:
+        rest = (t for t in rest if fnmatch.fnmatchcase(t, pattern))
+    titles = list(itertools.islice(rest, limit))
+    links = order.links
+    return False, {"links": [{**links[t], "title": t} for t in titles]}
 
 
 @op
@@ -110,6 +176,8 @@ def delete_links(doc, args, memo):
     for title in args["titles"]:
         if title not in links and title not in deleted:
             raise NotFound(f"link {title} not found")
+    if present:
+        _drop_link_orders(memo)
     for title in present:
         del links[title]
         deleted.add(title)

@@ -241,14 +241,19 @@ async def list_domains(request, folder: str):
         names = sorted(svc.settings.top_level_domains)
     else:
         prefix = "" if folder == "/" else folder.lstrip("/") + "/"
-        names = ["/" + d.rstrip("/") async for d in svc.store.list_dirs(target.bucket, prefix)]
+        # folders up to the marker are not even listed (a page costs the same at the end)
+        after = marker[len(prefix) + 1:] if marker and marker.startswith("/" + prefix) \
+            and "/" not in marker[len(prefix) + 1:] else ""
+        names = ["/" + d.rstrip("/")
+                 async for d in svc.store.list_dirs(target.bucket, prefix, after)]
     if marker:
         names = [n for n in names if n > marker]
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n.rsplit("/", 1)[-1], pattern)]
     items = []
-    # read documents a page at a time, keeping listing order; strays (db/, ref/) drop out
-    step = 64
+    # read documents a page at a time (no more than asked for), keeping listing order;
+    # strays (db/, ref/) drop out
+    step = min(64, limit) if limit else 64
     for start in range(0, len(names), step):
         docs = await asyncio.gather(*(read_doc(svc, target.bucket, n)
                                       for n in names[start:start + step]))

@@ -128,15 +128,10 @@ async def delete_link(request):
 
 # ---- many links -------------------------------------------------------------
 
-def _page(items: list, key, marker, limit, pattern):
-    """pattern first, then resume after marker (404 if absent), then limit."""
+def _page(items: list, key, limit, pattern):
+    """Those matching pattern, at most limit (a group's own pages: metaops.list_links)."""
     if pattern:
         items = [i for i in items if fnmatch.fnmatchcase(key(i), pattern)]
-    if marker is not None:
-        names = [key(i) for i in items]
-        if marker not in names:
-            raise NotFound(f"marker {marker} not found")
-        items = items[names.index(marker) + 1:]
     if limit is not None:
         items = items[:limit]
     return items
@@ -154,24 +149,28 @@ async def list_links(request):
     target, domain_doc = await require_domain(request, "read")
     grp_id = request.match_info["id"]
     q = request.query
-    doc = await load_object(svc, target, domain_doc, grp_id, "g")
     limit = int_param(q, "Limit")
     create_order = flag(q, "CreateOrder")
     pattern = q.get("pattern")
     if flag(q, "follow_links"):
+        doc = await load_object(svc, target, domain_doc, grp_id, "g")
         groups = await walk_groups(svc, target, doc)
         out, remaining = {}, limit
         for gid, gdoc in groups.items():
-            items = _page(ordered_links(gdoc, create_order), lambda kv: kv[0], None,
-                          remaining, pattern)
+            items = _page(ordered_links(gdoc, create_order), lambda kv: kv[0], remaining,
+                          pattern)
             out[gid] = [{**client_link(l), "title": t} for t, l in items]
             if remaining is not None:
                 remaining = max(0, remaining - len(items))
         return json_response({"links": out, "hrefs": _list_hrefs(request, target, grp_id)})
-    items = _page(ordered_links(doc, create_order), lambda kv: kv[0], q.get("Marker"),
-                  limit, pattern)
+    # the page is cut where the group lives: a big group never crosses to the SN whole
+    await check_member(svc, target, domain_doc, grp_id, "g")
+    page = await object_op(svc, target, grp_id, "list_links", {
+        "marker": q.get("Marker"), "limit": limit, "pattern": pattern,
+        "create_order": create_order})
     links = []
-    for title, link in items:
+    for link in page["links"]:
+        title = link.pop("title")
         item = public_link(title, link, request, target)
         item["href"] = href(request, target, f"/groups/{grp_id}/links/{title}")
         links.append(item)
@@ -221,7 +220,7 @@ async def post_links(request):
             found = await object_op(svc, target, gid, "get_links", {"titles": names})
             return [public_link(l["title"], l, full=False) for l in found["links"]]
         doc = await load_object(svc, target, domain_doc, gid, "g")
-        items = _page(ordered_links(doc, create_order), lambda kv: kv[0], None, limit, pattern)
+        items = _page(ordered_links(doc, create_order), lambda kv: kv[0], limit, pattern)
         return [{**client_link(l), "title": t} for t, l in items]
 
     if follow:
@@ -229,7 +228,7 @@ async def post_links(request):
         for gid in wanted:
             root_doc = await load_object(svc, target, domain_doc, gid, "g")
             for sub_id, sub_doc in (await walk_groups(svc, target, root_doc)).items():
-                items = _page(ordered_links(sub_doc, create_order), lambda kv: kv[0], None,
+                items = _page(ordered_links(sub_doc, create_order), lambda kv: kv[0],
                               None, pattern)
                 out[sub_id] = [{**client_link(l), "title": t} for t, l in items]
         return json_response({"links": out})

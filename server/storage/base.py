@@ -69,9 +69,10 @@ class Store(abc.ABC):
             yield key
 
     @abc.abstractmethod
-    def list_dirs(self, bucket: str, prefix: str) -> AsyncIterator[str]:
+    def list_dirs(self, bucket: str, prefix: str, after: str = "") -> AsyncIterator[str]:
         """The 'sub-folders' directly under prefix, each as '<prefix><name>/', sorted by
-        name ('a/' before 'a-b/', whatever the backend's own order)."""
+        name ('a/' before 'a-b/', whatever the backend's own order); with after, only
+        names greater than it (a page's marker: the folders before it are not listed)."""
 
     async def close(self) -> None:
         pass

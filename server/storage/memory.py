@@ -54,11 +54,12 @@ class MemoryStore(Store):
             if key.startswith(prefix):
                 yield key, len(items[key])
 
-    async def list_dirs(self, bucket, prefix):
+    async def list_dirs(self, bucket, prefix, after=""):
         seen = set()
         for key in sorted(self._bucket(bucket)):
             if key.startswith(prefix) and "/" in key[len(prefix):]:
                 seen.add(prefix + key[len(prefix):].split("/", 1)[0] + "/")
         # by name, as POSIX lists them ('a/' before 'a-b/'): callers page with name markers
         for d in sorted(seen, key=lambda d: d[:-1]):
-            yield d
+            if d[len(prefix):-1] > after:
+                yield d

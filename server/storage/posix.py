@@ -154,10 +154,10 @@ class PosixStore(Store):
         for item in await self._run(_walk, base, prefix):
             yield item
 
-    async def list_dirs(self, bucket, prefix):
+    async def list_dirs(self, bucket, prefix, after=""):
         base = self._bucket_dir(bucket)
         folder = base / prefix if prefix else base
-        names = await self._run(_subdirs, folder)
+        names = await self._run(_subdirs, folder, after)
         for name in names:
             yield f"{prefix}{name}/"
 
@@ -203,9 +203,9 @@ def _remove(path: Path, bucket_dir: Path):
             pass
 
 
-def _subdirs(folder: Path):
+def _subdirs(folder: Path, after: str = ""):
     try:
-        return sorted(e.name for e in os.scandir(folder) if e.is_dir())
+        return sorted(e.name for e in os.scandir(folder) if e.name > after and e.is_dir())
     except (FileNotFoundError, NotADirectoryError):
         return []
 

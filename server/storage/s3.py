@@ -206,12 +206,14 @@ class S3Store(Store):
                 return False
             raise
 
-    async def _pages(self, bucket, prefix, delimiter):
+    async def _pages(self, bucket, prefix, delimiter, start_after=""):
         """list_objects_v2 pages, each call retried on its own (a paginator could not be)."""
         s3 = await self.client()
         args = {"Bucket": _strip(bucket), "Prefix": prefix}
         if delimiter:
             args["Delimiter"] = delimiter
+        if start_after:
+            args["StartAfter"] = start_after
         while True:
             try:
                 page = await self._run("LIST", prefix, lambda: s3.list_objects_v2(**args))
@@ -230,13 +232,16 @@ class S3Store(Store):
             for item in page.get("Contents", []):
                 yield item["Key"], item["Size"]
 
-    async def list_dirs(self, bucket, prefix):
+    async def list_dirs(self, bucket, prefix, after=""):
         # S3 orders 'a-b/' before 'a/' (byte order of the whole prefix); sort by name
-        # instead, as POSIX does, so the order agrees with name comparisons (Marker paging)
-        dirs = [item["Prefix"] async for page in self._pages(bucket, prefix, "/")
+        # instead, as POSIX does, so the order agrees with name comparisons (Marker paging).
+        # Every name greater than `after` has a key greater than prefix + after.
+        dirs = [item["Prefix"] async for page in self._pages(bucket, prefix, "/", prefix + after
+                                                              if after else "")
                 for item in page.get("CommonPrefixes", [])]
         for d in sorted(dirs, key=lambda d: d[:-1]):
-            yield d
+            if d[len(prefix):-1] > after:
+                yield d
 
     async def close(self):
         await self._stack.aclose()
