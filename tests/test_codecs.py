@@ -658,3 +658,41 @@ def test_zlib_ng_frames_are_blosc_frames(size, shuffle):
     assert header["shuffle"] == shuffle and header["nbytes"] == size
     noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()   # blocks that do not shrink
     assert Blosc().decode(zlib_frame(noise, 6, shuffle)) == noise
+
+
+@pytest.mark.parametrize("size", [1, 1000, 262145, 1048576])
+def test_zlib_frames_of_typesize_1_inflate_with_zlib_ng(size):
+    """Frames of typesize 1 (ours, and blosc's own of bytes) skip blosc: zlib-ng
+    inflates each block, the blocks that did not shrink are copied, any output buffer."""
+    from numcodecs import Blosc
+
+    from server.core.codecs import _zlib_frame_decode, blosc_header, zlib_frame
+    rng = np.random.default_rng(size)
+    smooth = (np.floor(rng.random(size // 4 + 1, dtype=np.float32) * 64)).tobytes()[:size]
+    noise = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    mixed = (smooth[:size // 2] + noise)[:size]           # some blocks shrink, some do not
+    theirs = Blosc(cname="zlib", clevel=5, shuffle=Blosc.NOSHUFFLE).encode(smooth)
+    p = pipeline_for([COMPRESSORS["zlib"]], {"class": "H5T_INTEGER", "base": "H5T_STD_U8LE"})
+    for raw, frame in ((smooth, zlib_frame(smooth, 6, False)), (mixed, zlib_frame(mixed, 6, True)),
+                       (smooth, theirs)):
+        header = blosc_header(frame)
+        if header["memcpyed"]:
+            continue
+        assert bytes(_zlib_frame_decode(frame, header, None)) == raw
+        assert bytes(p.decode(frame, nbytes=size)) == raw
+        out = np.empty(size, np.uint8)
+        assert p.decode(frame, nbytes=size, out=out) is out and out.tobytes() == raw
+
+
+def test_damaged_zlib_frame_is_a_damaged_chunk():
+    from server.core.codecs import zlib_frame
+    raw = (np.arange(300000, dtype="<i4") % 97).tobytes()
+    p = pipeline_for([COMPRESSORS["zlib"]], I4)
+    frame = bytearray(zlib_frame(raw, 6, False))
+    frame[40:60] = b"\x00" * 20                     # inside the first block's stream
+    with pytest.raises(ServerError, match="damaged chunk"):
+        p.decode(bytes(frame), nbytes=len(raw))
+    short = bytearray(zlib_frame(raw, 6, False))
+    short[20:24] = (len(short) - 2).to_bytes(4, "little")    # a block starting at the end
+    with pytest.raises(ServerError, match="damaged chunk"):
+        p.decode(bytes(short), nbytes=len(raw))

@@ -49,14 +49,14 @@ the chunk's size -> ServerError (500) "damaged chunk: ...", a data fault in stor
 that concerns the one request reading it.  A compressor this build cannot write
 (snappy, lzf, szip) -> BadRequest on encode.
 
-Threads: blosc's global thread count is set to the machine's cores (at most 8) and
-its threaded global context is used (``numcodecs.blosc.use_threads = True``), so one
-large chunk (several blosc blocks) is (de)compressed on every core even when called
-from an executor thread; a single-block chunk runs serially anyway.
+Threads: blosc runs single-threaded with a context per call (``numcodecs.blosc.
+use_threads = False``), so the chunks a request touches are (de)compressed side by side
+in the executor's threads. Blosc's own threads share one global context, one call at a
+time per process: measured here, 32 deflate chunks in a pool of 2 decoded at 149 MiB/s
+that way against 251 with per-call contexts (and 97 against 170 one at a time).
 ``configure_threads`` changes that.
 """
 import json
-import os
 import struct
 import threading
 import zlib
@@ -164,10 +164,9 @@ _threads_lock = threading.Lock()
 
 
 def configure_threads(nthreads=None) -> int:
-    """Let blosc use `nthreads` threads (default: cores, at most 8).  With 1 thread
-    numcodecs' per-call contexts are used (parallel across calling threads)."""
-    n = nthreads if nthreads else min(os.cpu_count() or 1, 8)
-    n = max(1, int(n))
+    """Let blosc use `nthreads` threads (default 1).  With 1 thread numcodecs' per-call
+    contexts are used (parallel across calling threads)."""
+    n = max(1, int(nthreads or 1))
     with _threads_lock:
         _blosc.set_nthreads(n)
         _blosc.use_threads = n > 1
@@ -218,6 +217,9 @@ def _blosc_decode(buf, header, out, limit: int):
                        f"its header says {header['nbytes']}")
     if header["nbytes"] == 0:
         return out if out is not None else b""
+    if header["codec"] == "zlib" and header["typesize"] == 1 and _zlib_ng is not None \
+            and not header["memcpyed"]:
+        return _zlib_frame_decode(buf, header, out)
     try:
         if out is not None:
             _blosc.decompress(buf, out)
@@ -225,6 +227,37 @@ def _blosc_decode(buf, header, out, limit: int):
         return _blosc.decompress(buf)
     except Exception as e:      # numcodecs raises RuntimeError on damaged frames
         raise _damaged(f"cannot decompress blosc frame ({header['codec']}): {e}")
+
+
+def _zlib_frame_decode(buf, header, out):
+    """A zlib frame of typesize 1 (what zlib_frame writes: one stream per block, or the
+    block's own bytes where it did not shrink) inflated by zlib-ng, block by block:
+    about 1.3x blosc's inflate here, and, unlike blosc's global context, free to run in
+    several threads at once."""
+    nbytes, step = header["nbytes"], header["blocksize"]
+    nblocks = -(-nbytes // step)
+    dest = out if out is not None else bytearray(nbytes)
+    into = memoryview(dest).cast("B")
+    data = memoryview(buf)
+    try:
+        starts = struct.unpack_from(f"<{nblocks}I", data, BLOSC_HEADER_SIZE)
+        for i, start in enumerate(starts):
+            size = min(step, nbytes - i * step)
+            (csize,) = _U32.unpack_from(data, start)
+            block = data[start + 4:start + 4 + csize]
+            if len(block) != csize:
+                raise ValueError("block past the frame's end")
+            if csize == size:             # stored as it was
+                into[i * step:i * step + size] = block
+                continue
+            inflate = _zlib_ng.decompressobj()
+            got = inflate.decompress(block, size)
+            if len(got) != size or not inflate.eof:
+                raise ValueError(f"block {i} inflates to {len(got)} bytes, not {size}")
+            into[i * step:i * step + size] = got
+    except (struct.error, ValueError, _zlib_ng.error) as e:
+        raise _damaged(f"cannot decompress blosc frame (zlib): {e}")
+    return dest
 
 
 # ---- zlib / zstd streams (classic HDF5 filters) -------------------------------
