@@ -4,6 +4,7 @@
 
     .venv/bin/python bench/offload_grid.py [--chunks 64,256,1024] [--chunk 128]
         [--codecs none,deflate,zstd] [--latency-ms 30] [--workers 8] [--dn 4]
+        [--train-rounds 2] [--explore 0.5]
 
 The backends are bench/serverless.py's: moto behind a proxy that adds --latency-ms to
 every object GET on both paths (replaying answers, so moto's own CPU stays out of it),
@@ -14,8 +15,18 @@ points (1,000 scattered), query (`_ > q`, 0.5 % of the values). One cluster per 
 (the same order of reads in each), each answer hashed and compared across modes. The
 DNs' chunk caches are small (--dn-cache, 1 MiB each): every read meets cold chunks, in
 every mode alike (with big caches a plan that read a dataset first would leave the DN
-plan warm caches the other modes never had). A pick is right when auto's plan took at most 15 % longer than the
-faster one (as measured in the never and always runs).
+plan warm caches the other modes never had).
+
+Auto is judged as a deployment would run it: its model (which lives in the SN's memory,
+so training and judging share one cluster) first calibrates on --train-rounds untimed
+passes over the same reads, with AWS_LAMBDA_EXPLORE=--explore (0.5: every second
+decision runs the plan not picked; alternate rounds are shifted by one read when the
+reads are even in number, so over two rounds each read runs on both plans). The judged
+pass follows in the same SN, so with the same share: the model goes on learning, and
+what is judged is its pick, the plan it found faster, whether the request then ran on
+it or explored the other (the SN's EMF records, CLOUDWATCH_EMF=1, say which). A pick is
+right when it took at most 15 % longer than the faster plan (as measured in the never
+and always runs). The model's weights are printed after training and after judging.
 """
 import argparse
 import hashlib
@@ -110,8 +121,16 @@ class Dataset:
                      auth=AUTH, timeout=60).raise_for_status()
 
 
-def offloaded_lines(cluster) -> int:
-    return sum("serverless" in ln for ln in cluster.sn_log.read_text().splitlines())
+def decisions(cluster) -> list:
+    """The SN's offload decisions so far (its EMF records: Plan, Explored, estimates)."""
+    return [json.loads(ln) for ln in cluster.sn_log.read_text().splitlines()
+            if ln.startswith("{") and '"_aws"' in ln]
+
+
+def weights(cluster) -> dict:
+    model = requests.get(cluster.endpoint + "/info", timeout=10).json()
+    model = model.get("serverless", {}).get("model", {})
+    return {"weights": model.get("weights"), "samples": model.get("samples")}
 
 
 def main():
@@ -125,6 +144,10 @@ def main():
     p.add_argument("--workers", type=int, default=8)
     p.add_argument("--dn", type=int, default=4)
     p.add_argument("--dn-cache", default="1m", help="CHUNK_MEM_CACHE_SIZE of each DN")
+    p.add_argument("--train-rounds", type=int, default=2,
+                   help="untimed passes over the reads that calibrate auto's model first")
+    p.add_argument("--explore", type=float, default=0.5,
+                   help="AWS_LAMBDA_EXPLORE of the auto cluster (training and judging)")
     a = p.parse_args()
     a.no_cache, a.repeat, a.stride = False, 1, 0
     counts = [int(n) for n in a.chunks.split(",")]
@@ -136,7 +159,9 @@ def main():
         (c, n) for c in a.codecs.split(",") for n in counts)]
     lambda_env = dict(AWS_LAMBDA_CHUNKREAD_FUNCTION="chunk_read", AWS_LAMBDA_THRESHOLD=1,
                       AWS_LAMBDA_MAX_INVOKE=a.workers, AWS_LAMBDA_MEMORY_MB=1769)
-    results = {}                                   # (set, kind) -> {mode: (ms, sha, lambda?)}
+    cases = [(ds, kind) for ds in sets for kind in kinds]
+    results = {}                                   # (set, kind) -> {mode: (ms, sha)}
+    picks = {}                                     # (set, kind) -> (picked, ran)
     with b.session():
         lambda_env["AWS_LAMBDA_GATEWAY"] = b.lam
         c = b.cluster(FLUSH_TIMEOUT=600)          # thousands of chunks through the proxy
@@ -146,49 +171,71 @@ def main():
             ds.read(c.endpoint, "hyperslab")
         b.stop(c)
         for mode in ("never", "always", "auto"):
-            c = b.cluster(AWS_LAMBDA_OFFLOAD=mode, CHUNK_MEM_CACHE_SIZE=a.dn_cache, **lambda_env)
+            extra = dict(AWS_LAMBDA_EXPLORE=a.explore, CLOUDWATCH_EMF=1) \
+                if mode == "auto" else {}
+            c = b.cluster(AWS_LAMBDA_OFFLOAD=mode, CHUNK_MEM_CACHE_SIZE=a.dn_cache,
+                          **lambda_env, **extra)
             for ds in sets:
                 ds.warm(c.endpoint)
             if mode == "always":                     # start the workers, untimed
                 sets[0].read(c.endpoint, "hyperslab")
-            for ds in sets:
-                for kind in kinds:
-                    before = offloaded_lines(c)
-                    ms, sha = ds.read(c.endpoint, kind)
-                    results.setdefault((ds, kind), {})[mode] = (
-                        ms, sha, offloaded_lines(c) > before)
+            if mode == "auto":                       # calibrate, untimed
+                for r in range(a.train_rounds):
+                    # explore 0.5 flips every second decision: shifting alternate rounds
+                    # of an even number of reads lets each read meet both plans
+                    shift = r % 2 if len(cases) % 2 == 0 else 0
+                    for ds, kind in cases[shift:] + cases[:shift]:
+                        ds.read(c.endpoint, kind)
+                trained = weights(c)
+            for ds, kind in cases:
+                before = len(decisions(c))
+                ms, sha = ds.read(c.endpoint, kind)
+                results.setdefault((ds, kind), {})[mode] = (ms, sha)
+                if mode == "auto":
+                    new = decisions(c)[before:]
+                    ran = new[-1]["Plan"] if new else "dn"      # none: not eligible
+                    explored = bool(new and new[-1].get("Explored"))
+                    other = "dn" if ran == "lambda" else "lambda"
+                    picks[(ds, kind)] = (other if explored else ran, ran)
             if mode == "auto":
-                model = requests.get(c.endpoint + "/info", timeout=10).json()
-                model = model.get("serverless", {}).get("model", {})
+                judged = weights(c)
             b.stop(c)
 
     print(f"{len(sets)} datasets of {a.chunk}x{a.chunk} float32 chunks, {a.dn} DNs with "
           f"{a.dn_cache} chunk caches, {a.workers} local workers, {a.latency_ms:g} ms per S3 "
           "GET on both paths")
     print(f"\n{'kind':10s}{'codec':8s}{'chunks':>7s}{'never':>9s}{'always':>9s}{'auto':>9s}"
-          f"{'picked':>8s}{'right':>7s}")
-    right = lost = 0
+          f"{'picked':>8s}{'ran':>8s}{'right':>7s}")
+    right = lost = explored = 0
     for (ds, kind), r in results.items():
-        (dn_ms, dn_sha, _), (fn_ms, fn_sha, _), (auto_ms, auto_sha, offl) = (
+        (dn_ms, dn_sha), (fn_ms, fn_sha), (auto_ms, auto_sha) = (
             r["never"], r["always"], r["auto"])
         if len({dn_sha, fn_sha, auto_sha}) != 1:
             raise SystemExit(f"different answers for {kind} of {ds.domain}")
-        picked = fn_ms if offl else dn_ms
-        ok = picked <= TIE * min(dn_ms, fn_ms)
+        picked, ran = picks[(ds, kind)]
+        picked_ms = fn_ms if picked == "lambda" else dn_ms
+        ok = picked_ms <= TIE * min(dn_ms, fn_ms)
         right += ok
-        lost += max(0.0, picked - min(dn_ms, fn_ms))
+        explored += picked != ran
+        lost += max(0.0, picked_ms - min(dn_ms, fn_ms))
         print(f"{kind:10s}{ds.codec:8s}{ds.chunks:7d}{dn_ms:9.0f}{fn_ms:9.0f}{auto_ms:9.0f}"
-              f"{'lambda' if offl else 'dn':>8s}{'yes' if ok else 'NO':>7s}")
+              f"{picked:>8s}{ran:>8s}{'yes' if ok else 'NO':>7s}")
     n = len(results)
-    print(f"\nauto picked the faster plan (ties within {TIE - 1:.0%}) in {right} of {n} cases "
-          f"({right / n:.0%}); its wrong picks lost {lost:.0f} ms in all "
+    print(f"\nauto's model picked the faster plan (ties within {TIE - 1:.0%}) in {right} of {n} "
+          f"cases ({right / n:.0%}), after {a.train_rounds} training rounds at explore "
+          f"{a.explore:g}; {explored} judged requests explored the other plan; its wrong picks "
+          f"lost {lost:.0f} ms in all "
           f"(of {sum(min(r['never'][0], r['always'][0]) for r in results.values()):.0f} ms "
           f"best-case total); medians: never "
           f"{statistics.median(r['never'][0] for r in results.values()):.0f} ms, always "
           f"{statistics.median(r['always'][0] for r in results.values()):.0f} ms")
-    print(f"model after the auto run: factors {model.get('factors')}, "
-          f"samples {model.get('samples')}")
-
+    for when, model in (("after training", trained), ("after the judged pass", judged)):
+        print(f"model weights {when} (samples {model['samples']}; fixed_ms in ms, the others "
+              "multiply their stage at the analytic constants):")
+        for plan, ws in (model["weights"] or {}).items():
+            print(f"  {plan:7s}" + " ".join(f"{k}={v:g}" for k, v in ws.items()
+                                           if not k.startswith("decode/") or
+                                           k.split("/")[1] in a.codecs.split(",")))
 
 if __name__ == "__main__":
     main()

@@ -348,7 +348,7 @@ def main():
         work = Work(n, CHUNK * CHUNK * 4, n * rows * CHUNK * 4)
         print(f"  {case:8s}{model.est_dn(work):8.0f}{best(dn_ms[case]):8.0f}"
               f"{model.est_lambda(work):11.0f}{med(g['ms'] for _, g in fn[case]):8.0f}")
-    print("  (the SN calibrates these online: GET /info -> serverless.model.factors)")
+    print("  (the SN calibrates these online: GET /info -> serverless.model.weights)")
 
 
 if __name__ == "__main__":

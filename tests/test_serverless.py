@@ -10,7 +10,9 @@ import pytest
 import requests
 
 from conftest import REPO, cluster_env, make_home, start_cluster
+from server.config import Settings
 from server.launch import free_ports
+from server.offload.cost import CostModel
 
 U1 = ("test_user1", "test")
 ZIP = REPO / "dist" / "chunk_read.zip"
@@ -127,7 +129,7 @@ def test_a_streamed_read_is_offloaded_once(stack):
 
 def test_auto_mode_measures_both_plans_and_writes_emf_records(stack, tmp_path, moto_endpoint):
     """AWS_LAMBDA_OFFLOAD=auto with a high exploration share: reads go both ways and all
-    return the written values; the model's samples and factors move (GET /info), and
+    return the written values; the model's samples and weights move (GET /info), and
     each decision is one EMF record on the SN's log, with both estimates."""
     cluster, endpoint = stack
     if endpoint.poll() is not None:
@@ -161,7 +163,9 @@ def test_auto_mode_measures_both_plans_and_writes_emf_records(stack, tmp_path, m
         model = requests.get(base + "/info", timeout=10).json()["serverless"]["model"]
         assert model["mode"] == "auto" and model["samples"]["dn"] > 0 \
             and model["samples"]["lambda"] > 0, model
-        assert model["factors"]["dn/deflate"] != 1.0 and model["factors"]["lambda/deflate"] != 1.0
+        prior = CostModel(Settings()).info()["weights"]      # where the weights start
+        assert model["weights"]["dn"] != prior["dn"] and \
+            model["weights"]["lambda"] != prior["lambda"], model
         records = [json.loads(ln) for ln in auto.sn_log.read_text().splitlines()
                    if ln.startswith("{") and '"_aws"' in ln]
         mine = [r for r in records if r["dataset"] == did]

@@ -125,12 +125,11 @@ class Dispatcher:
                 offload.finish()
             return "lambda"
         executor = self.dn if decision is not None else await self.reader(job, tasks)
-        start = time.perf_counter()
         await executor.read(job, tasks, out)
         if executor is self.dn and self.serverless is not None:
             self.serverless.recent.add((job.chunk_id(t) for t in tasks), job.chunk_bytes)
-            if single and decision is not None:
-                decision.dn_measured((time.perf_counter() - start) * 1000)
+            if decision is not None and decision.offload is None:
+                decision.dn_read(tasks)     # timed for the model once the last page is in
         return executor.name
 
     @contextlib.contextmanager

@@ -288,8 +288,8 @@ class Offload:
             ms = (time.perf_counter() - self.start) * 1000
             self.executor.counted(self.kind, self.n)
             if not self.fallbacks:
-                self.executor.model.measured("lambda", self.work, self.model["est_lambda_ms"],
-                                             ms, instances=self.calls)
+                self.executor.model.measured("lambda", self.work, ms, instances=self.calls,
+                                             stages=self.model["stages"]["lambda"])
             self.executor.record("lambda", self.kind, self.job, self.work, self.model, ms,
                                  self.calls, self.fallbacks)
             log.info("serverless %s %s fn=%s chunks=%d invocations=%d est_lambda_ms=%.0f "
@@ -302,17 +302,31 @@ class Offload:
 
 class Decision:
     """Where one eligible request's chunk tasks run: offload is an Offload when the
-    model picked Lambda, else None and the DNs' time is measured (dn_measured)."""
+    model picked Lambda, else None and the DNs' time is measured (dn_read, or
+    dn_measured)."""
 
     def __init__(self, executor: LambdaExecutor, job: Job, work: Work, model: dict,
-                 kind: str):
+                 kind: str, count: int = 0):
         self.executor, self.job, self.work, self.model = executor, job, work, model
         self.kind = kind
         self.offload = Offload(executor, job, work, model, kind) \
             if model["plan"] == "lambda" else None
+        self.start = time.perf_counter()
+        self.left = count                 # selected elements the DNs have still to read
+
+    def dn_read(self, tasks):
+        """The DNs read these tasks (a page, or all of them). After the last page the
+        request is measured from the decision on, as an Offload measures Lambda's: a
+        streamed read's pages count too, and its big answers are what the DN plan's
+        weights must learn."""
+        if self.left <= 0:
+            return
+        self.left -= sum(t.count for t in tasks)
+        if self.left <= 0:
+            self.dn_measured((time.perf_counter() - self.start) * 1000)
 
     def dn_measured(self, ms: float):
-        self.executor.model.measured("dn", self.work, self.model["est_dn_ms"], ms)
+        self.executor.model.measured("dn", self.work, ms, stages=self.model["stages"]["dn"])
         self.executor.record("dn", self.kind, self.job, self.work, self.model, ms)
 
 
@@ -326,4 +340,5 @@ def plan_read(executor: LambdaExecutor, job: Job, tasks, dn_count: int,
     if n < dn_count * executor.settings.aws_lambda_threshold:
         return None
     work = executor.work(job, tasks, kind)
-    return Decision(executor, job, work, executor.model.decide(work), kind)
+    return Decision(executor, job, work, executor.model.decide(work), kind,
+                    sum(t.count for t in tasks))
