@@ -31,6 +31,7 @@ and always runs). The model's weights are printed after training and after judgi
 import argparse
 import hashlib
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -133,6 +134,23 @@ def weights(cluster) -> dict:
     return {"weights": model.get("weights"), "samples": model.get("samples")}
 
 
+def sim_record(a, ds, kind, dn_ms, fn_ms) -> dict:
+    """One read as bench/offload_sim.py's validation describes it."""
+    rec = {"kind": kind, "codec": ds.codec, "chunks": ds.chunks, "chunk_bytes": 4 * ds.chunk ** 2,
+           "itemsize": 4, "rank": 2, "dn_count": a.dn, "workers": a.workers,
+           "s3_latency_ms": a.latency_ms, "jitter_ms": a.jitter_ms, "cores": os.cpu_count(),
+           "dn_ms": round(dn_ms, 1), "lambda_ms": round(fn_ms, 1)}
+    if kind == "strided":
+        rec.update(stride=4, strided_dims=2)
+    elif kind == "points":
+        rec["points"] = max(1, len(ds.points) // ds.chunks)
+    elif kind == "query":
+        rec["hit_rate"] = 0.005
+    elif kind == "hyperslab":       # the SN streams big answers in 8 MiB pages
+        rec["pages"] = max(1, -(-rec["chunk_bytes"] * ds.chunks // (8 << 20)))
+    return rec
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--chunks", default="64,256,1024")
@@ -148,6 +166,8 @@ def main():
                    help="untimed passes over the reads that calibrate auto's model first")
     p.add_argument("--explore", type=float, default=0.5,
                    help="AWS_LAMBDA_EXPLORE of the auto cluster (training and judging)")
+    p.add_argument("--save", metavar="FILE.json",
+                   help="the never/always times as bench/offload_sim.py --validate records")
     a = p.parse_args()
     a.no_cache, a.repeat, a.stride = False, 1, 0
     counts = [int(n) for n in a.chunks.split(",")]
@@ -229,6 +249,11 @@ def main():
           f"best-case total); medians: never "
           f"{statistics.median(r['never'][0] for r in results.values()):.0f} ms, always "
           f"{statistics.median(r['always'][0] for r in results.values()):.0f} ms")
+    if a.save:
+        Path(a.save).write_text(json.dumps([sim_record(a, ds, kind, r["never"][0],
+                                                       r["always"][0])
+                                            for (ds, kind), r in results.items()], indent=1))
+        print(f"measurements for the simulator: {a.save}")
     for when, model in (("after training", trained), ("after the judged pass", judged)):
         print(f"model weights {when} (samples {model['samples']}; fixed_ms in ms, the others "
               "multiply their stage at the analytic constants):")

@@ -400,6 +400,30 @@ def test_h5pyd_dataset_scenario(server, client):
     run_h5pyd_client(server, client, "h5pyd_datasets.py")
 
 
+def test_direct_reads_of_some_rows_read_only_those(server):
+    """The SN reads a clean uncompressed chunk's touched rows as one byte range: rows
+    inside chunks, across a chunk boundary, strides, a never-written chunk (fill)."""
+    if server.backend != "posix":
+        pytest.skip("the SN reads storage itself on POSIX")
+    dom = Domain(server.endpoint)
+    n = 1536                                  # 3 x 3 chunks of 512 x 512 (1 MiB: kept)
+    arr = np.arange(n * n, dtype="<i4").reshape(n, n)
+    did = dom.dataset(I32, [n, n], creationProperties={
+        "fillValue": -1, "layout": {"class": "H5D_CHUNKED", "dims": [512, 512]}})
+    dom.put_bin(did, arr[:, :1024], select=f"[0:{n},0:1024]")   # chunk column 2: never
+    want = arr.copy()
+    want[:, 1024:] = -1
+    dom.ok("PUT", "/", 204, json={"flush": 1})
+    for i, select in enumerate(("[5:60,0:1536]", "[480:560,0:1536]", "[0:1536:3,2:1500:2]",
+                                "[1000:1536,1000:1536]", "[100:400:7,0:512]")):
+        got = dom.get_bin(did, "<i4", select=select, tag=f"rows{i}")
+        sel = tuple(slice(*(int(x) for x in part.split(":")))
+                    for part in select.strip("[]").split(","))
+        assert np.array_equal(got, want[sel].ravel()), select
+        line = [ln for ln in server.sn_log.read_text().splitlines() if f"tag=rows{i}" in ln]
+        assert line[-1].endswith(" via sn"), line
+
+
 def test_reads_skip_the_dns_only_when_clean(server):
     """A written dataset is read through its DNs until a flush; then (POSIX) the SN reads
     storage itself; a new write sends reads back to the DNs. Values are right throughout."""
