@@ -142,8 +142,11 @@ def sim_record(a, ds, kind, dn_ms, fn_ms) -> dict:
            "dn_ms": round(dn_ms, 1), "lambda_ms": round(fn_ms, 1)}
     if kind == "strided":
         rec.update(stride=4, strided_dims=2)
-    elif kind == "points":
-        rec["points"] = max(1, len(ds.points) // ds.chunks)
+    elif kind == "column":          # one column of chunks
+        rec["chunks"] = ds.shape[0] // ds.chunk
+    elif kind == "points":          # the chunks the points fall in
+        touched = len({tuple(p) for p in (ds.points // ds.chunk).tolist()})
+        rec.update(chunks=touched, points=max(1, round(len(ds.points) / touched)))
     elif kind == "query":
         rec["hit_rate"] = 0.005
     elif kind == "hyperslab":       # the SN streams big answers in 8 MiB pages
