@@ -76,7 +76,7 @@ class ObjectGetter:
         if self._http is None:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max), timeout=self._timeout,
-                auto_decompress=False, trust_env=True)
+                auto_decompress=False)     # no trust_env: it reads ~/.netrc per request
         headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD",
                    "x-amz-checksum-mode": "ENABLED"}
         if byte_range:
