@@ -15,7 +15,11 @@ points (1,000 scattered), query (`_ > q`, 0.5 % of the values). One cluster per 
 (the same order of reads in each), each answer hashed and compared across modes. The
 DNs' chunk caches are small (--dn-cache, 1 MiB each): every read meets cold chunks, in
 every mode alike (with big caches a plan that read a dataset first would leave the DN
-plan warm caches the other modes never had).
+plan warm caches the other modes never had). Every mode is timed after one untimed pass
+over its reads (auto's training is its pass): the proxy replays what each path fetched
+before, the workers are up and the connections open. Without it a cold whole hyperslab
+of 1,024 chunks took 7-8 s on the DNs in the never pass and 1.4 s on the same plan in
+auto's judged pass.
 
 Auto is judged as a deployment would run it: its model (which lives in the SN's memory,
 so training and judging share one cluster) first calibrates on --train-rounds untimed
@@ -200,8 +204,12 @@ def main():
                           **lambda_env, **extra)
             for ds in sets:
                 ds.warm(c.endpoint)
-            if mode == "always":                     # start the workers, untimed
-                sets[0].read(c.endpoint, "hyperslab")
+            if mode != "auto":
+                # one untimed pass, as auto's training gives it: the proxy replays what
+                # each path fetched before (a cluster's start may empty it), the workers
+                # are up, the DNs' connections open, so every mode is timed warm alike
+                for ds, kind in cases:
+                    ds.read(c.endpoint, kind)
             if mode == "auto":                       # calibrate, untimed
                 for r in range(a.train_rounds):
                     # explore 0.5 flips every second decision: shifting alternate rounds
