@@ -140,11 +140,17 @@ def start_h5cloud(stack, args) -> dict:
     return {"name": "h5cloud", "prefix": [], "endpoint": cluster.endpoint, "env": None}
 
 
-def start_hsds(stack, args) -> dict:
+def hsds_venv() -> Path:
+    """.venv-hsds with stock HSDS 1.0.2, made on first use."""
     venv = REPO / ".venv-hsds"
     if not (venv / "bin" / "hsds").exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "hsds==1.0.2"], check=True)
+    return venv
+
+
+def start_hsds(stack, args) -> dict:
+    venv = hsds_venv()
     anchor = str(SHARED / "hsds_anchor.sh")
     tmp = stack.enter_context(tempfile.TemporaryDirectory())
     env = {**os.environ, "ANCHOR_DIR": tmp, "HSDS_VENV": str(venv), "HSDS_DN_COUNT": str(args.dn)}

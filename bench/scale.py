@@ -362,8 +362,8 @@ class Hsds:
                        stdout=sys.stderr)
 
     def __enter__(self):
-        if not (HSDS_VENV / "bin" / "hsds").exists():
-            raise RuntimeError(f"no HSDS in {HSDS_VENV} (bench/compare.py or testall.sh makes it)")
+        from compare import hsds_venv       # makes .venv-hsds on first use
+        hsds_venv()
         try:
             self.anchor("start", check=True)
         except BaseException:
