@@ -2,27 +2,23 @@
 into framed requests (JSON header + raw bytes) that run concurrently."""
 import asyncio
 import json
-import logging
 
-import aiohttp
 import numpy as np
 
 from ..core import frames, values
-from ..core.errors import Unavailable, error_for
 from ..core.ids import dataset_prefix, node_index
 from .job import Job
+from .wire import MESSAGE_BYTES, Wire
 
-log = logging.getLogger("h5cloud.offload")
 BATCH_BYTES = 16 * 1024**2      # per request: pipelining without big buffers
 
 
 class DnExecutor:
     name = "dn"
 
-    def __init__(self, session: aiohttp.ClientSession, urls: list, down: set | None = None):
-        self.session = session
+    def __init__(self, wire: Wire, urls: list):
+        self.wire = wire
         self.urls = urls                # shared with the SN's DataNodes (filled at start)
-        self.down = set() if down is None else down     # nodes known unreachable
         self.in_flight = 0              # chunks being read now, all requests (cost model)
 
     def _batches(self, job: Job, tasks) -> list:
@@ -44,37 +40,21 @@ class DnExecutor:
             batches.append((url, current))
         return batches
 
-    async def _post(self, node: str, path: str, body, size: int | None = None):
-        """POST body (bytes, or parts with their total size: sent with that length, not
-        chunked, so the DN reads it into one buffer of the right size)."""
-        if node in self.down:
-            raise Unavailable("a data node is not reachable")
-        headers = {"Content-Type": "application/octet-stream"}
-        if size is not None:
-            headers["Content-Length"] = str(size)
-        try:
-            async with self.session.post(node + path, data=body, headers=headers) as rsp:
-                raw = await rsp.read()
-                if rsp.status >= 400:
-                    raise error_for(rsp.status, _error_message(raw, rsp.reason))
-                return raw
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
-            log.warning("data node %s unreachable: %s", node, e)
-            if isinstance(e, aiohttp.ClientConnectorError):
-                self.down.add(node)     # no connection at all, not a dropped one
-            raise Unavailable("a data node is not reachable") from None
+    async def _post(self, node: str, path: str, body, big_answer=False):
+        return await self.wire.call(node, "POST", path, body=body, big_answer=big_answer)
 
     async def dirty(self, dset_ids) -> set:
         """The datasets of which some DN still holds chunks not yet in storage."""
         prefixes = {dataset_prefix(d): d for d in dset_ids}
         body = json.dumps({"prefixes": list(prefixes)}).encode()
         answers = await asyncio.gather(*(self._post(u, "/chunks/dirty", body) for u in self.urls))
-        return {prefixes[p] for raw in answers for p in json.loads(raw)["dirty"]}
+        return {prefixes[p] for raw in answers for p in json.loads(bytes(raw))["dirty"]}
 
     async def read(self, job: Job, tasks, out: np.ndarray):
         """Fill out[task.out_sel] for every task."""
         async def one(url, group):
-            raw = await self._post(url, "/chunks/read", frames.pack(job.header(group)))
+            big = sum(job.estimate(task) for task in group) > MESSAGE_BYTES
+            raw = await self._post(url, "/chunks/read", frames.pack(job.header(group)), big)
             header, payload = frames.unpack(raw)
             for task, piece in zip(group, frames.split(payload, header["sizes"])):
                 out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape,
@@ -92,9 +72,7 @@ class DnExecutor:
             pieces = [values.as_buffer(src[task.out_sel], job.piece_type) for task in group]
             header = job.header(group)
             header["sizes"] = [len(p) for p in pieces]
-            first = frames.head(header)
-            await self._post(url, "/chunks/write", _stream(first, pieces),
-                             len(first) + sum(header["sizes"]))
+            await self._post(url, "/chunks/write", [frames.head(header), *pieces])
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
 
@@ -138,17 +116,3 @@ def decode_found(job: Job, tasks, counts: list, parts: list) -> list:
         rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
         found.append((tasks[i], positions, rows))
     return found
-
-
-async def _stream(first: bytes, parts: list):
-    """A request body sent part by part (no joined copy of the pieces)."""
-    yield first
-    for part in parts:
-        yield part
-
-
-def _error_message(raw: bytes, default: str) -> str:
-    try:
-        return json.loads(raw).get("error") or default
-    except (ValueError, AttributeError):
-        return default

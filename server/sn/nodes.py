@@ -18,9 +18,9 @@ import socket
 
 import aiohttp
 
-from ..core.errors import Unavailable, error_for
 from ..core.ids import node_index
 from ..offload.dn import DnExecutor
+from ..offload.wire import Wire
 
 log = logging.getLogger("h5cloud.sn")
 CONNECT_TIMEOUT = 3.0   # an absent node must not hold requests for the whole timeout
@@ -37,6 +37,7 @@ class DataNodes:
         self.down: set = set()      # urls that failed their last call or health check
         self.timeout = timeout
         self.session: aiohttp.ClientSession | None = None
+        self.wire: Wire | None = None
         self.ready = False          # every DN has answered once (then stays so)
 
     async def start(self):
@@ -44,14 +45,17 @@ class DataNodes:
         self.session = aiohttp.ClientSession(
             connector=connector,
             timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=CONNECT_TIMEOUT))
+        self.wire = Wire(self.session, self.down, self.timeout)
 
     async def close(self):
+        if self.wire:
+            await self.wire.close()
         if self.session:
             await self.session.close()
 
     def executor(self) -> DnExecutor:
         """What runs chunk tasks on these nodes."""
-        return DnExecutor(self.session, self.urls, self.down)
+        return DnExecutor(self.wire, self.urls)
 
     def url_for(self, route: str) -> str:
         return self.urls[node_index(route, len(self.urls))]
@@ -71,25 +75,10 @@ class DataNodes:
         return True
 
     async def _call(self, method, node, path, params=None, body=None):
-        """method on node's path (node: one of urls)."""
-        if node in self.down:
-            raise Unavailable("a data node is not reachable")
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else None
-        try:
-            async with self.session.request(method, node + path, params=params, data=data,
-                                            headers=headers) as rsp:
-                raw = await rsp.read()
-                result = json.loads(raw) if raw else None
-                if rsp.status >= 400:
-                    message = result.get("error") if isinstance(result, dict) else rsp.reason
-                    raise error_for(rsp.status, message or rsp.reason)
-                return result
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as e:
-            log.warning("data node %s unreachable: %s", node, e)
-            if isinstance(e, aiohttp.ClientConnectorError):
-                self.down.add(node)      # no connection at all, not a dropped one
-            raise Unavailable("a data node is not reachable") from None
+        """method on node's path (node: one of urls): its JSON answer."""
+        data = b"" if body is None else json.dumps(body).encode()
+        raw = await self.wire.call(node, method, path, params, data)
+        return json.loads(bytes(raw)) if len(raw) else None
 
     # ---- documents -------------------------------------------------------
 
