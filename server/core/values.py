@@ -54,6 +54,19 @@ def _shape_tuple(count_or_shape) -> tuple:
 # JSON -> numpy
 # ============================================================================
 
+def concat(parts: list) -> np.ndarray:
+    """Arrays of one dtype joined along their first axis. Fixed-size items are joined
+    as bytes: numpy joins compound items field by field (measured 2-3 ms for 1.2 MB of
+    query rows, 0.3-1.4 ms as bytes)."""
+    first = parts[0]
+    if first.dtype.hasobject:
+        return np.concatenate(parts)
+    out = np.empty((sum(len(p) for p in parts),) + first.shape[1:], first.dtype)
+    np.concatenate([np.ascontiguousarray(p).reshape(-1).view(np.uint8) for p in parts],
+                   out=out.reshape(-1).view(np.uint8))
+    return out
+
+
 def from_json(value, t, shape) -> np.ndarray:
     """Convert a JSON value for `shape` elements of type t (§12.3) to an array.
 

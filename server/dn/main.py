@@ -4,7 +4,7 @@ import socket
 
 from aiohttp import web
 
-from ..config import load_settings, use_uvloop
+from ..config import keep_freed_memory, load_settings, use_uvloop
 from ..storage import open_store
 from .app import make_app
 from .node import DataNode
@@ -12,6 +12,7 @@ from .node import DataNode
 
 def main():
     use_uvloop()
+    keep_freed_memory()
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

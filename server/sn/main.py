@@ -3,7 +3,7 @@ import logging
 
 from aiohttp import web
 
-from ..config import load_settings, use_uvloop
+from ..config import keep_freed_memory, load_settings, use_uvloop
 from ..offload import emf
 from ..storage import open_store
 from .app import make_app
@@ -12,6 +12,7 @@ from .service import Service
 
 def main():
     use_uvloop()
+    keep_freed_memory()
     settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

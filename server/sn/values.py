@@ -238,7 +238,7 @@ async def run_query(svc, job, doc, select, text, limit, update=None, positions=T
         row_parts.append(rows)
     if not row_parts:
         return np.zeros(0, np.int64), np.zeros(0, job.piece_dtype)
-    rows = np.concatenate(row_parts)
+    rows = values.concat(row_parts)
     indices = np.concatenate(index_parts) if positions else None
     if not table:
         order = np.argsort(indices, kind="stable")
