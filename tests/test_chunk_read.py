@@ -27,7 +27,7 @@ def handler(moto_endpoint):
     if str(REPO) not in sys.path:               # the handler package is not installed
         sys.path.insert(0, str(REPO))
     module = importlib.import_module("chunk_read_lambda.lambda_function")
-    module._client = None
+    module._getter = None
     s3 = make_bucket(moto_endpoint, "lambdatest")
     doc = {"id": DSET["id"], "type": DSET["type"], "shape": DSET["shape"],
            "creationProperties": {"layout": DSET["layout"], "filters": DSET["filters"]}}
@@ -81,6 +81,39 @@ def test_points_and_query(handler):
     answer = fn(event("query", [{"id": ids.chunk_id(DSET["id"], (0, 0)),
                                  "query": "x > 1", "select": [[0, 32, 1]]}]), None)
     assert answer["status"] == 400           # not a compound dataset: the kernel's 400
+
+
+def test_s3_faults_are_retried_then_503(handler, moto_endpoint, monkeypatch):
+    """The function's own GETs (signed, sent with urllib3): 'not now' answers, resets,
+    bodies cut short or damaged are retried and the bytes come right; a GET that keeps
+    failing is a 503 (the SN then reads through the DNs), never wrong bytes."""
+    import re
+
+    from s3_faults import FaultProxy
+
+    fn, full = handler
+    module = sys.modules["chunk_read_lambda.lambda_function"]
+    with FaultProxy(moto_endpoint, seed=5) as proxy:
+        monkeypatch.setenv("AWS_S3_GATEWAY", proxy.url)
+        monkeypatch.setattr(module, "_getter", None)
+        index = ((0, 0), (0, 1), (1, 0), (0, 0))
+        for fault, where in zip(("slowdown", "reset", "truncate", "corrupt"), index[:3]):
+            proxy.inject(fault, methods="GET", times=1,
+                         match=re.escape(ids.chunk_key(ids.chunk_id(DSET["id"], where))))
+        proxy.inject("corrupt", methods="GET", times=1, limit=1)
+        whole = [[0, 32, 1], [0, 32, 1]]
+        chunks = [{"id": ids.chunk_id(DSET["id"], i), "select": whole} for i in index[:3]]
+        answer = fn(event("hyperslab", chunks), None)
+        assert answer["status"] == 200
+        for n, (r, c) in enumerate(index[:3]):
+            want = full[r * 32:(r + 1) * 32, c * 32:(c + 1) * 32].ravel()
+            assert np.array_equal(np.frombuffer(part_bytes(answer, n), "<f4"), want)
+        assert sum(proxy.stats[f] for f in ("slowdown", "reset", "truncate", "corrupt")) == 4
+        proxy.clear()
+        proxy.inject("internal", methods="GET")
+        answer = fn(event("hyperslab", chunks[:1]), None)
+        assert answer["status"] == 503 and "InternalError" in answer["error"]
+        assert proxy.stats["internal"] == module.ATTEMPTS
 
 
 def test_errors_are_values(handler):
