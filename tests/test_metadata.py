@@ -219,6 +219,11 @@ def test_follow_links_and_multi_put(dom):
     assert sum(len(v) for v in capped["links"].values()) == 4
     many = dom.ok("POST", f"/groups/{dom.root}/links", json={"grp_ids": [dom.root, a]})["links"]
     assert set(many) == {dom.root, a}
+    assert [l["title"] for l in many[dom.root]] == ["a", "x", "y"]
+    assert [l["title"] for l in many[a]] == ["b", "x", "y"] and many[a][0]["id"] == b
+    some = dom.ok("POST", f"/groups/{dom.root}/links", json={"grp_ids": [dom.root, a]},
+                  params={"pattern": "[xy]", "Limit": 1})["links"]
+    assert {g: [l["title"] for l in v] for g, v in some.items()} == {dom.root: ["x"], a: ["x"]}
 
 
 # ---- attributes ---------------------------------------------------------------

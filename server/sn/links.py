@@ -3,7 +3,7 @@ import asyncio
 import fnmatch
 
 from ..core import ids, limits
-from ..core.errors import BadRequest, NotFound
+from ..core.errors import BadRequest
 from ..web import json_response, read_json
 from .objects import (check_member, client_link, load_object, object_op, per_object,
                       walk_groups)
@@ -219,9 +219,10 @@ async def post_links(request):
         if names is not None:
             found = await object_op(svc, target, gid, "get_links", {"titles": names})
             return [public_link(l["title"], l, full=False) for l in found["links"]]
-        doc = await load_object(svc, target, domain_doc, gid, "g")
-        items = _page(ordered_links(doc, create_order), lambda kv: kv[0], limit, pattern)
-        return [{**client_link(l), "title": t} for t, l in items]
+        # cut where the group lives, as GET .../links: a big group stays on its DN
+        page = await object_op(svc, target, gid, "list_links", {
+            "limit": limit, "pattern": pattern, "create_order": create_order})
+        return [client_link(link) for link in page["links"]]
 
     if follow:
         out = {}
