@@ -48,6 +48,7 @@ import requests
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 import serverless as sb  # noqa: E402  (the backends: moto, proxy, local Invoke endpoint)
+from server.config import parse_size  # noqa: E402
 
 AUTH = sb.AUTH
 KINDS = ("hyperslab", "strided", "column", "points", "query")
@@ -144,6 +145,11 @@ def sim_record(a, ds, kind, dn_ms, fn_ms) -> dict:
            "itemsize": 4, "rank": 2, "dn_count": a.dn, "workers": a.workers,
            "s3_latency_ms": a.latency_ms, "jitter_ms": a.jitter_ms, "cores": os.cpu_count(),
            "dn_ms": round(dn_ms, 1), "lambda_ms": round(fn_ms, 1)}
+    # a dataset's reads run one after another: the first meets another dataset's chunks
+    # in the DN caches, the later ones find a share of its own still there
+    cache = a.dn * parse_size(a.dn_cache)
+    rec["cached"] = 0.0 if kind == a.kinds.split(",")[0] else \
+        round(min(1.0, cache / (ds.chunks * rec["chunk_bytes"])), 3)
     if kind == "strided":
         rec.update(stride=4, strided_dims=2)
     elif kind == "column":          # one column of chunks

@@ -225,7 +225,7 @@ def preset(name: str) -> Scenario:
         # CPU costs measured on the 2-core development VM (OFFLOAD_SIM.md, "Local preset")
         return Scenario(
             s3=S3(median_ms=30.0, p99_ms=30.0, conn_mb_s=(400.0, 800.0), gateway_cpu_ms=0.6),
-            cpu=Cpu(get_ms=3.6, chunk_ms=0.1, b64enc_mb_s=770.0, frame_mb_s=1000.0,
+            cpu=Cpu(get_ms=2.2, chunk_ms=0.1, b64enc_mb_s=770.0, frame_mb_s=1000.0,
                     decode_mb_s={"none": 2000.0, "deflate": 250.0, "zstd": 600.0}),
             dn=DataNodes(count=4, nic_mb_s=2000.0, link_mb_s=1000.0, request_ms=3.0),
             fn=Lambda(max_concurrency=8, cpu=1.0, cold_ms=(900.0, 1300.0), cold_cpu_ms=850.0,
@@ -719,7 +719,8 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     give: stride, strided_dims, ratio, itemsize, rank, points, hit_rate (the read),
     pages (both plans) or dn_pages / lambda_pages, cold (true: new workers), per_call
     (the batch the real SN chose), jitter_ms (uniform 0..jitter added to the S3 latency),
-    cores (the machine's)."""
+    cores (the machine's), cached (the share of the touched chunks the DNs held decoded:
+    a read that follows another of the same dataset finds some still in the caches)."""
     read = {"kind": rec["kind"], "codec": rec["codec"], "chunks": int(rec["chunks"]),
             "chunk_bytes": int(rec["chunk_bytes"])}
     for key in ("itemsize", "rank", "ratio", "stride", "strided_dims", "points", "hit_rate",
@@ -733,7 +734,10 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
         fn["warm"] = 0.0
     if rec.get("per_call"):
         fn["per_call"] = int(rec["per_call"])
-    sc = base.set(read=read, s3=s3, dn={"count": int(rec["dn_count"])}, fn=fn)
+    dn = {"count": int(rec["dn_count"])}
+    if rec.get("cached") is not None:
+        dn["cached"] = float(rec["cached"])
+    sc = base.set(read=read, s3=s3, dn=dn, fn=fn)
     if rec.get("cores"):
         sc = sc.set(machine={"cores": float(rec["cores"])})
     return sc
