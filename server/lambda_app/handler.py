@@ -17,7 +17,7 @@ import time
 import aiohttp
 from aiohttp import web
 
-from ..config import load_settings
+from ..config import keep_freed_memory, load_settings
 from ..sn.app import make_app
 from ..sn.service import Service
 from ..storage import open_store
@@ -112,6 +112,7 @@ def lambda_handler(event, context):
     cold = _runtime is None
     if cold:
         setup_logging()
+        keep_freed_memory()     # Lambda runs on Firecracker too: fresh pages are dear
         name = getattr(context, "function_name", None) or \
             os.environ.get("AWS_LAMBDA_FUNCTION_NAME") or "hslambda"
         _runtime = Runtime(name)
