@@ -16,16 +16,13 @@ import json
 import logging
 import os
 import random
-import re
 import threading
 import time
-import zlib
-from urllib.parse import quote
 
 import numpy as np
 
 from server.core import chunks as kernel
-from server.core import ids, layout, types, values
+from server.core import ids, layout, s3rest, types, values
 from server.core.errors import HttpError
 from server.core.query import parse_query
 
@@ -39,10 +36,6 @@ log.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
 _getter = None
 _getter_lock = threading.Lock()
 ATTEMPTS = 4                         # per GET, as botocore's retries: 'not now' answers
-_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
-_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-              "TooManyRequestsException", "BandwidthLimitExceeded", "RequestTimeout",
-              "RequestTimeTooSkewed"}
 
 
 class Failure(Exception):
@@ -71,14 +64,6 @@ class Getter:
         self.pool = urllib3.PoolManager(maxsize=THREADS, retries=False,
                                         timeout=urllib3.Timeout(connect=5, read=60))
 
-    def url(self, bucket: str, key: str) -> str:
-        path = quote(key, safe="/~")
-        if self.gateway:                                     # a gateway: path style
-            return f"{self.gateway}/{bucket}/{path}"
-        if "." in bucket:                                    # dots break virtual-host TLS
-            return f"https://s3.{self.region}.amazonaws.com/{bucket}/{path}"
-        return f"https://{bucket}.s3.{self.region}.amazonaws.com/{path}"
-
     def get(self, bucket: str, key: str, byte_range: str | None):
         """The object's bytes (or the range's); None when there is no such key."""
         for attempt in range(ATTEMPTS):
@@ -95,10 +80,11 @@ class Getter:
         from botocore.awsrequest import AWSRequest
         if self.credentials is None:
             raise Failure(403, "no AWS credentials")
-        headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-checksum-mode": "ENABLED"}
+        headers = dict(s3rest.GET_HEADERS)
         if byte_range:
             headers["Range"] = byte_range
-        request = AWSRequest(method="GET", url=self.url(bucket, key), headers=headers)
+        url = s3rest.object_url(self.gateway, self.region, bucket, key)
+        request = AWSRequest(method="GET", url=url, headers=headers)
         S3SigV4Auth(self.credentials.get_frozen_credentials(), "s3",
                     self.region).add_auth(request)
         try:
@@ -108,10 +94,10 @@ class Getter:
             raise _Again(f"{type(e).__name__}: {e}") from None
         body = rsp.data
         if rsp.status in (200, 206):
-            _check_crc(rsp.headers, body)
+            if not s3rest.crc_ok(rsp.headers, body):
+                raise _Again("the body's CRC32 differs from S3's checksum")
             return body
-        found = _CODE.search(body)
-        code = found.group(1).decode("ascii", "replace") if found else str(rsp.status)
+        code = s3rest.error_code(rsp.status, body)
         if code == "NoSuchBucket":
             raise Failure(404, f"bucket not found: {bucket}")
         if rsp.status == 404:
@@ -120,17 +106,9 @@ class Getter:
             return b""
         if rsp.status == 403:
             raise Failure(403, f"access denied: {bucket}")
-        if rsp.status >= 500 or rsp.status == 429 or code in _THROTTLED:
+        if s3rest.try_again(rsp.status, code):
             raise _Again(f"S3 {code} ({rsp.status})")
         raise Failure(502, f"S3 answered {rsp.status} {code} for {key}")
-
-
-def _check_crc(headers, body: bytes):
-    want = headers.get("x-amz-checksum-crc32")
-    if want and headers.get("x-amz-checksum-type", "FULL_OBJECT") == "FULL_OBJECT":
-        got = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
-        if got != want:
-            raise _Again("the body's CRC32 differs from S3's checksum")
 
 
 def getter() -> Getter:

@@ -565,23 +565,29 @@ def test_memory_buckets_are_separate():
 
 
 def test_object_getter_addresses_and_checks_bodies():
-    """The raw GET path (s3get.py): path style through a gateway, virtual-hosted on AWS
-    (path style for dotted buckets), keys quoted once; a body whose CRC32 differs from
-    S3's whole-object checksum is retried, never returned."""
+    """The raw GET path (core/s3rest.py, used by s3get.py and chunk_read): path style
+    through a gateway, virtual-hosted on AWS (path style for dotted buckets), keys quoted
+    once; a body whose CRC32 differs from S3's whole-object checksum is refused; S3's
+    error code read from its body; 'not now' told from refusals."""
     import base64
     import zlib
 
-    from server.storage.s3get import ObjectGetter, Retry, _check_crc
-    gw = ObjectGetter("http://127.0.0.1:9000/", "eu-west-1", ("a", "b", None), None, 1, 1, 4)
-    assert gw._url("bkt", "db/x y+z") == "http://127.0.0.1:9000/bkt/db/x%20y%2Bz"
-    aws = ObjectGetter("", "eu-west-1", None, None, 1, 1, 4)
-    assert aws._url("bkt", "a/b") == "https://bkt.s3.eu-west-1.amazonaws.com/a/b"
-    assert aws._url("my.bkt", "a/b") == "https://s3.eu-west-1.amazonaws.com/my.bkt/a/b"
+    from server.core import s3rest
+    url = s3rest.object_url
+    assert url("http://127.0.0.1:9000/", "eu-west-1", "bkt", "db/x y+z") == \
+        "http://127.0.0.1:9000/bkt/db/x%20y%2Bz"
+    assert url("", "eu-west-1", "bkt", "a/b") == "https://bkt.s3.eu-west-1.amazonaws.com/a/b"
+    assert url("", "eu-west-1", "my.bkt", "a/b") == \
+        "https://s3.eu-west-1.amazonaws.com/my.bkt/a/b"
     body = b"chunk bytes" * 100
     good = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
-    _check_crc({"x-amz-checksum-crc32": good}, body)
-    _check_crc({}, body)                                   # no checksum stored: nothing to check
-    with pytest.raises(Retry):
-        _check_crc({"x-amz-checksum-crc32": good}, body[:-1] + b"!")
+    assert s3rest.crc_ok({"x-amz-checksum-crc32": good}, body)
+    assert s3rest.crc_ok({}, body)                 # no checksum stored: nothing to check
+    assert not s3rest.crc_ok({"x-amz-checksum-crc32": good}, body[:-1] + b"!")
     # a multipart object's checksum of checksums is not the body's CRC32
-    _check_crc({"x-amz-checksum-crc32": "AAAAAA==-3", "x-amz-checksum-type": "COMPOSITE"}, body)
+    assert s3rest.crc_ok({"x-amz-checksum-crc32": "AAAAAA==-3",
+                          "x-amz-checksum-type": "COMPOSITE"}, body)
+    slow = b"<Error><Code>SlowDown</Code><Message>Please</Message></Error>"
+    assert s3rest.error_code(503, slow) == "SlowDown" and s3rest.error_code(502, b"") == "502"
+    assert s3rest.try_again(403, "SlowDown") and s3rest.try_again(500, "InternalError")
+    assert not s3rest.try_again(403, "AccessDenied") and not s3rest.try_again(404, "404")

@@ -11,11 +11,6 @@ short or whose CRC32 differs from the checksum S3 stored raise Retry (s3.py retr
 and then answers 503); a missing key or bucket raises Missing; any other refusal raises
 botocore's ClientError with S3's code, as aiobotocore would.
 """
-import base64
-import re
-import zlib
-from urllib.parse import quote
-
 import aiohttp
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -23,10 +18,7 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from yarl import URL
 
-_CODE = re.compile(rb"<Code>([^<]{1,100})</Code>")
-_THROTTLED = {"SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded",
-              "TooManyRequestsException", "BandwidthLimitExceeded", "RequestTimeout",
-              "RequestTimeTooSkewed"}
+from ..core import s3rest
 
 
 class Missing(Exception):
@@ -62,14 +54,6 @@ class ObjectGetter:
                                              "Message": "no AWS credentials found"}}, "GetObject")
         return await self._chain.get_frozen_credentials()    # refreshed when they expire
 
-    def _url(self, bucket: str, key: str) -> str:
-        path = quote(key, safe="/~")
-        if self.endpoint:                                    # a gateway: path style
-            return f"{self.endpoint}/{bucket}/{path}"
-        if "." in bucket:                                    # dots break virtual-host TLS
-            return f"https://s3.{self.region}.amazonaws.com/{bucket}/{path}"
-        return f"https://{bucket}.s3.{self.region}.amazonaws.com/{path}"
-
     async def get(self, bucket: str, key: str, byte_range: str | None) -> tuple:
         """(body, ETag) of the object, or of the byte range ('bytes=a-b'; b'' past the
         end)."""
@@ -77,25 +61,25 @@ class ObjectGetter:
             self._http = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._max), timeout=self._timeout,
                 auto_decompress=False)     # no trust_env: it reads ~/.netrc per request
-        headers = {"x-amz-content-sha256": "UNSIGNED-PAYLOAD",
-                   "x-amz-checksum-mode": "ENABLED"}
+        headers = dict(s3rest.GET_HEADERS)
         if byte_range:
             headers["Range"] = byte_range
-        request = AWSRequest(method="GET", url=self._url(bucket, key), headers=headers)
+        url = s3rest.object_url(self.endpoint, self.region, bucket, key)
+        request = AWSRequest(method="GET", url=url, headers=headers)
         S3SigV4Auth(await self._credentials(), "s3", self.region).add_auth(request)
         async with self._http.get(URL(request.url, encoded=True),
                                   headers=dict(request.headers.items())) as rsp:
             body = await rsp.read()       # a body cut short: aiohttp's ClientPayloadError
             if rsp.status in (200, 206):
-                _check_crc(rsp.headers, body)
+                if not s3rest.crc_ok(rsp.headers, body):
+                    raise Retry("the body's CRC32 differs from S3's checksum")
                 return body, rsp.headers.get("ETag", "")
-        found = _CODE.search(body)
-        code = found.group(1).decode("ascii", "replace") if found else str(rsp.status)
+        code = s3rest.error_code(rsp.status, body)
         if rsp.status == 404:
             raise Missing(code)
         if rsp.status == 416:
             return b"", ""
-        if rsp.status >= 500 or rsp.status == 429 or code in _THROTTLED:
+        if s3rest.try_again(rsp.status, code):
             raise Retry(f"S3 {code} ({rsp.status})")
         raise ClientError({"Error": {"Code": code, "Message": body[:300].decode("utf-8",
                                                                                "replace")},
@@ -105,13 +89,3 @@ class ObjectGetter:
         if self._http is not None:
             await self._http.close()
             self._http = None
-
-
-def _check_crc(headers, body: bytes):
-    """A whole object's CRC32, when S3 stored one (what botocore checks; other algorithms
-    are left to the chunk decoder, which refuses damaged chunks)."""
-    want = headers.get("x-amz-checksum-crc32")
-    if want and headers.get("x-amz-checksum-type", "FULL_OBJECT") == "FULL_OBJECT":
-        got = base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
-        if got != want:
-            raise Retry("the body's CRC32 differs from S3's checksum")
