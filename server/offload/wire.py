@@ -13,9 +13,9 @@ a client masks every byte it sends on a WebSocket (two copies and an XOR pass).
     answer   frame {"id", "status"} + the HTTP answer's body
 """
 import asyncio
+import itertools
 import json
 import logging
-import itertools
 
 import aiohttp
 
