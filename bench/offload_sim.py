@@ -7,20 +7,23 @@
 
 What is simulated (bench/OFFLOAD_SIM.md has the parameter values and their sources):
 
-- DN plan: the SN turns the selection into chunk tasks and sends each DN its share
-  (chunk i -> DN i mod N). Per DN: S3 GETs through a pool of `connections` (a chunk
-  waits for a free connection; a GET takes a lognormal first-byte latency plus
-  size / per-connection throughput), then the DN's network interface, then its one core
-  (SDK CPU per GET, decode, select, frame the answer), then its link to the SN. The SN's
-  one core assembles the pieces of all DNs in arrival order. A chunk the DN holds
-  decoded in its cache skips the GET and the decode.
+- DN plan: the SN turns the selection into chunk tasks and sends each DN its share in
+  one call (chunk i -> DN i mod N, or hashed); a call costs the SN and the DN a fixed
+  CPU. Per DN: S3 GETs through a pool of `connections` (a chunk waits for a free
+  connection; a GET takes a lognormal first-byte latency plus size / per-connection
+  throughput), then the DN's network interface, then its one core (SDK CPU per GET,
+  decode, select, frame the answer), then its link to the SN. The SN's one core
+  assembles the pieces of all DNs in arrival order. A chunk the DN holds decoded in its
+  cache skips the GET and the decode; each DN's cache holds an even share of the cached
+  part of the dataset. A query takes its chunks in order with a window of loads ahead.
 - Lambda plan: the chunks go out in invocations of `per_call` chunks. An invocation
   takes one of `max_concurrency` slots, the SN's core spends CPU to send it, the call
   pays the invoke overhead (plus a cold start when it is the first use of a new
   instance and that instance is cold), the function fetches its chunks through 16
   connections, then decodes, selects and base64-encodes on its CPU share (memory/1769
-  of a vCPU), the answer travels back, the slot is freed, and the SN's core
-  base64-decodes and copies the answer.
+  of a vCPU), the answer travels back (locally through one relaying gateway process),
+  the slot is freed, and the SN's core base64-decodes and copies the answer. Both plans
+  pay the same per-request costs (the SN's and the client's CPU, a query's JSON).
 
 Every resource is a FIFO queue in front of c servers. Where jobs flow one way through a
 chain of queues (GET pool -> NIC -> core -> link -> SN), the departures of one queue are
@@ -70,6 +73,8 @@ class Read:
     hit_rate: float = 0.005       # query: share of the elements that match
     pages: int = 1                # the SN streams the answer in this many pages, one after
                                   # the other (h5cloud: 8 MiB pages for big binary reads)
+    dataset_chunks: int | None = None   # the dataset's chunks, which the read's are spread
+                                  # over evenly (None: the read covers its dataset)
 
     def stored_bytes(self) -> float:
         ratio = self.ratio if self.ratio else (1.0 if self.codec == "none" else 3.0)
@@ -121,9 +126,10 @@ class Cpu:
         return (r.chunk_bytes / (scan * 1e3) if scan else 0.0) + \
             r.return_bytes() / (self.gather_mb_s[r.kind] * 1e3)
 
-    def fetch_decode_ms(self, r: Read) -> float:
+    def fetch_decode_ms(self, r: Read, get_ms: float | None = None) -> float:
         """CPU a fetched chunk costs before selection: SDK GET, body, decode."""
-        return self.get_ms + r.stored_bytes() / (self.body_mb_s * 1e3) + \
+        return (self.get_ms if get_ms is None else get_ms) + \
+            r.stored_bytes() / (self.body_mb_s * 1e3) + \
             r.chunk_bytes / (self.decode_mb_s[r.codec] * 1e3)
 
 
@@ -145,7 +151,16 @@ class DataNodes:
     core: float = 1.0             # a DN is one Python process: one core
     nic_mb_s: float = 1250.0 / 4  # S3 bytes in: m5.xlarge 10 Gbit/s burst, 4 DNs share it
     link_mb_s: float = 1000.0     # DN -> SN
-    cached: float = 0.0           # share of the chunks a DN holds decoded
+    cached: float = 0.0           # the DN caches hold this share of the read's dataset,
+                                  # decoded: each DN cached * dataset chunks / count
+    placement: str = "even"       # even: chunk i -> DN i mod count; hash: each chunk to a
+                                  # DN at random (h5cloud: md5 of the chunk id)
+    cache_bytes: int | None = None    # each DN's chunk cache (validation: what `cached` of a
+                                  # record means in chunks; None: not known)
+    query_window: int | None = None   # a query takes its chunks in order, loading this many
+                                  # ahead (h5cloud: 16); None: as any read, through the pool
+    call_cpu_ms: float = 0.0      # a DN's CPU per call (one per DN and page): parse the
+                                  # message and its JSON header, frame and send the answer
     request_ms: float = 2.0       # SN <-> DN round trip of the request itself
     price_hour: float = 0.192     # m5.xlarge on demand, us-east-1
     per_instance: int = 4
@@ -161,9 +176,12 @@ class Lambda:
     cold_cpu_ms: float = 0.0      # CPU a cold start burns (counts on a shared machine)
     invoke_ms: tuple = (15.0, 30.0)   # warm invoke overhead, uniform
     connections: int = 16         # chunk_read's thread pool
+    get_ms: float | None = None   # the function's CPU per GET (None: cpu.get_ms)
     fetch_then_decode: bool = True    # chunk_read fetches all its chunks, then decodes
     payload_limit: int = 6_000_000    # a synchronous answer (and request): 6 MB
     return_mb_s: float = 100.0    # the answer's way back through the Lambda service
+    relay_mb_s: float | None = None   # local only: the Invoke gateway, one process, relays
+                                  # each answer (base64 bytes of CPU per second); None: none
     per_call: int | None = None   # None: the best of batch_sizes()
     price_gb_s: float = 0.0000166667
     price_request: float = 0.20e-6
@@ -182,9 +200,13 @@ class ServiceNode:
     event_chunk_us: float = 15.0  # a chunk's entry in the event JSON
     answer_cpu_ms: float = 0.5    # receiving one answer (HTTP, json.loads)
     ingest_mb_s: float = 1000.0   # base64 bytes decoded per second
+    dn_call_ms: float = 0.0       # CPU per DN call: build and send it, read the answer
     client_mb_s: float | None = None  # the answer on to the client (None: not counted)
-    request_ms: float = 0.0       # per request, both plans: HTTP, auth, metadata (0: not
-                                  # counted)
+    request_ms: float = 0.0       # per request, both plans: wall time besides the CPU below
+    request_cpu_ms: float = 0.0   # per request, both plans: the SN's HTTP, auth, metadata
+    client_cpu_ms: float = 0.0    # per request, both plans: the client's own CPU
+    json_value_us: float = 0.0    # a query answers JSON: per value, the SN's json.dumps and
+                                  # the client's json.loads (0: not counted)
 
 
 @dataclass(frozen=True)
@@ -222,17 +244,36 @@ def preset(name: str) -> Scenario:
     if name == "aws":
         return Scenario()
     if name == "local":
-        # CPU costs measured on the 2-core development VM (OFFLOAD_SIM.md, "Local preset")
+        # CPU costs measured on the 2-core development VM (OFFLOAD_SIM.md, "Local preset");
+        # "measured 11-30" = with /proc CPU accounting around 200 repeated requests, 4 DNs,
+        # data cached in the DNs; "microbenchmark" = process time of the step alone
         return Scenario(
             s3=S3(median_ms=30.0, p99_ms=30.0, conn_mb_s=(400.0, 800.0), gateway_cpu_ms=0.6),
-            cpu=Cpu(get_ms=2.2, chunk_ms=0.1, b64enc_mb_s=770.0, frame_mb_s=1000.0,
+            cpu=Cpu(get_ms=1.5,             # DN GET: fitted (2.0 measured alone, see .md)
+                    chunk_ms=0.08,          # a cached chunk in a DN call (measured 11-30)
+                    scan_mb_s={"query": 2000.0},    # mask + take: 0.6-0.8 ms per 1.5 MiB
+                    b64enc_mb_s=130.0,      # base64 + zstd try + json.dumps (microbenchmark)
+                    frame_mb_s=1000.0,
                     decode_mb_s={"none": 2000.0, "deflate": 250.0, "zstd": 600.0}),
-            dn=DataNodes(count=4, nic_mb_s=2000.0, link_mb_s=1000.0, request_ms=3.0),
+            dn=DataNodes(count=4, nic_mb_s=2000.0, link_mb_s=1000.0,
+                         placement="hash",      # md5 of the chunk id (core/ids.py)
+                         cache_bytes=1 << 20,   # offload_grid.py --dn-cache (default 1m)
+                         query_window=16,       # QUERY_PREFETCH (server/dn/chunks.py)
+                         call_cpu_ms=0.8,       # per DN call (measured 11-30)
+                         request_ms=0.2),       # loopback WebSocket message each way
             fn=Lambda(max_concurrency=8, cpu=1.0, cold_ms=(900.0, 1300.0), cold_cpu_ms=850.0,
-                      invoke_ms=(8.0, 15.0), return_mb_s=300.0),
+                      invoke_ms=(8.0, 15.0), return_mb_s=300.0,
+                      get_ms=2.5,               # chunk_read, urllib3 signed GET (11-30)
+                      relay_mb_s=170.0),        # gateway: json.loads + dumps (microbenchmark)
             sn=ServiceNode(task_us=20.0, copy_mb_s=1000.0, chunk_us=40.0, invoke_cpu_ms=4.0,
-                           event_chunk_us=30.0, answer_cpu_ms=1.0, ingest_mb_s=360.0,
-                           client_mb_s=400.0, request_ms=15.0),
+                           event_chunk_us=30.0, answer_cpu_ms=1.0,
+                           ingest_mb_s=200.0,   # json.loads + base64 (microbenchmark)
+                           dn_call_ms=0.6,      # per DN call (measured 11-30)
+                           client_mb_s=400.0,
+                           request_ms=0.15,     # 2.7 ms wall - 2.55 ms CPU (measured 11-30)
+                           request_cpu_ms=0.95,     # GET dataset (measured 11-30)
+                           client_cpu_ms=2.45,      # column read (measured 11-30)
+                           json_value_us=1.7),      # dumps 1.2 + loads 0.5 (microbenchmark)
             machine=Machine(cores=2.0))
     raise ValueError(f"unknown preset {name!r} (aws, local)")
 
@@ -279,33 +320,42 @@ def pool(service, c):
     return done
 
 
-def invocations(t0, send, flight, ingest, slots: int, one_pass: bool = True):
+def invocations(t0, send, flight, ingest, slots: int, one_pass: bool = True, relay=None):
     """The SN's side of the Lambda plan, an event simulation over invocations.
 
     Call i waits for one of `slots` concurrency slots (FIFO), then for the SN's core to
     send it (send[i] ms), is in flight for flight[i] ms (overhead, cold start, the
-    function's work, the answer's way back), frees its slot, and waits for the core again
-    to ingest its answer (ingest[i] ms). The core is one FIFO server, so the jobs it
-    serves can be taken from a heap of (arrival, sequence, kind, call): an arrival it
-    pushes always lies after the job it is serving. Returns (time each answer is
+    function's work, the answer's way back), frees its slot, passes the relay if there is
+    one (relay[i] ms in one FIFO server: the local Invoke gateway), and waits for the core
+    again to ingest its answer (ingest[i] ms). The core and the relay are FIFO servers,
+    so the jobs can be taken from a heap of (arrival, sequence, kind, call): an arrival
+    pushed always lies after the job being served. Returns (time each answer is
     ingested, the core's busy ms)."""
     k = len(send)
     busy = float(send.sum() + ingest.sum())
+    if relay is None:
+        relay = np.zeros(k)
     if k <= slots and one_pass:
         # one wave: every send arrives at t0, before any answer, so the core sends them
         # all, then ingests the answers in arrival order (the same result, vectorised)
         sent = t0 + np.cumsum(send)
         back = sent + flight
         order = np.argsort(back, kind="stable")
+        relayed = fifo1(back[order], relay[order])
         done = np.empty(k)
-        done[order] = fifo1(np.maximum(back[order], sent[-1]), ingest[order])
+        done[order] = fifo1(np.maximum(relayed, sent[-1]), ingest[order])
         return done, busy
-    SEND, INGEST = 0, 1
+    SEND, RELAY, INGEST = 0, 1, 2
     heap = [(t0, i, SEND, i) for i in range(min(k, slots))]
-    seq, waiting, free_at, done = k, min(k, slots), t0, np.empty(k)
-    send, flight, ingest = send.tolist(), flight.tolist(), ingest.tolist()
+    seq, waiting, free_at, relay_free, done = k, min(k, slots), t0, t0, np.empty(k)
+    send, flight, ingest, relay = send.tolist(), flight.tolist(), ingest.tolist(), relay.tolist()
     while heap:
         t, _, kind, i = heapq.heappop(heap)
+        if kind == RELAY:
+            relay_free = max(t, relay_free) + relay[i]
+            heapq.heappush(heap, (relay_free, seq, INGEST, i))
+            seq += 1
+            continue
         start = t if t > free_at else free_at
         if kind == SEND:
             free_at = start + send[i]
@@ -313,7 +363,7 @@ def invocations(t0, send, flight, ingest, slots: int, one_pass: bool = True):
             if waiting < k:                # the slot goes to the next call in line
                 heapq.heappush(heap, (back, seq, SEND, waiting))
                 waiting += 1
-            heapq.heappush(heap, (back, seq + 1, INGEST, i))
+            heapq.heappush(heap, (back, seq + 1, RELAY, i))
             seq += 2
         else:
             free_at = start + ingest[i]
@@ -330,14 +380,17 @@ class Result:
     detail: dict
 
 
-def draws(n: int, seed: int, page: int = 0) -> dict:
-    """Every random number a run uses, by chunk (or by invocation, fewer than n). Each
-    kind of draw has its own stream, so the first k chunks get the same draws whatever n
-    is: scenarios that differ in a parameter or in the chunk count stay comparable."""
-    names = ("z", "thr", "cached", "invoke", "cold", "cold_ms")
+def draws(n: int, seed: int, page: int = 0, dataset: int | None = None) -> dict:
+    """Every random number a run uses, by chunk (or by invocation, fewer than n); "dn"
+    (hashed placement) by chunk of the dataset. Each kind of draw has its own stream, so
+    the first k chunks get the same draws whatever n is: scenarios that differ in a
+    parameter or in the chunk count stay comparable."""
+    # "cached" is no longer drawn from; it stays so that the streams after it do not move
+    names = ("z", "thr", "cached", "invoke", "cold", "cold_ms", "dn")
     streams = np.random.SeedSequence([seed, page]).spawn(len(names))
     rngs = [np.random.default_rng(s) for s in streams]
-    return {name: rng.standard_normal(n) if name == "z" else rng.random(n)
+    size = {"dn": max(n, dataset or 0)}
+    return {name: rng.standard_normal(n) if name == "z" else rng.random(size.get(name, n))
             for name, rng in zip(names, rngs)}
 
 
@@ -354,43 +407,108 @@ def machine_bound(sc: Scenario, latency: float, cpu_ms: float) -> float:
     return max(latency, cpu_ms / sc.machine.cores) if sc.machine.cores else latency
 
 
+def dn_rows(sc: Scenario, rnd: dict) -> tuple:
+    """Which DN reads which chunk, and which it finds in its cache: (idx, cached) as
+    (DNs that get a call) x (most chunks one gets) matrices, each row one DN's chunks in
+    order (idx padded with n), the misses first.
+
+    The read's chunks are spread evenly over its dataset's, and the dataset's are placed
+    on the DNs (chunk i -> DN i mod count, or hashed). Each DN's cache holds an even share
+    of the cached part of the dataset, cached * dataset / count chunks, so a DN that owns
+    more of the dataset misses the share of its chunks its cache has no room for. A query
+    that takes its chunks in order (query_window) and starts with misses evicts the
+    cached chunks beyond its window before it reaches them (LRU): it finds only those in
+    its first window."""
+    d, r, n = sc.dn, sc.read, sc.read.chunks
+    size = max(n, r.dataset_chunks or n)
+    if d.placement == "hash":
+        owner = np.minimum((rnd["dn"][:size] * d.count).astype(int), d.count - 1)
+    elif d.placement == "even":
+        owner = np.arange(size) % d.count
+    else:
+        raise ValueError(f"unknown placement {d.placement!r} (even, hash)")
+    dn = owner[np.arange(n) * size // n]
+    owned = np.bincount(owner, minlength=d.count)
+    owners, row = np.unique(dn, return_inverse=True)
+    counts = np.bincount(row)
+    order = np.argsort(row, kind="stable")
+    pos = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+    idx = np.full((len(owners), counts.max()), n)
+    idx[row[order], pos] = order
+    room = d.cached * size / d.count / owned[owners]           # share of its chunks it holds
+    misses = np.floor(counts * np.maximum(0.0, 1.0 - room) + 1e-9).astype(int)
+    col = np.arange(idx.shape[1])
+    cached = col >= misses[:, None]
+    if r.kind == "query" and d.query_window:
+        cached &= (col < d.query_window) | (misses == 0)[:, None]
+    return idx, cached & (idx < n)
+
+
+def windowed(start, fetch, nic, work, window: int):
+    """A DN that takes its chunks in order and loads up to `window` ahead (h5cloud's
+    query): chunk j's load starts when the DN takes chunk j - window. fetch: a miss's
+    GET ms, 0 for a hit; all (rows, cols). Returns when the core is done with each."""
+    rows, cols = fetch.shape
+    taken, done = np.empty((rows, cols)), np.empty((rows, cols))
+    free, nic_free = start.copy(), start.copy()
+    for j in range(cols):
+        got = (start if j < window else taken[:, j - window]) + fetch[:, j]
+        nic_free = np.where(fetch[:, j] > 0, np.maximum(got, nic_free) + nic[:, j], nic_free)
+        taken[:, j] = np.maximum(np.where(fetch[:, j] > 0, nic_free, got), free)
+        done[:, j] = free = taken[:, j] + work[:, j]
+    return done
+
+
 def _dn_page(sc: Scenario, rnd: dict) -> Result:
     r, d, cpu, sn = sc.read, sc.dn, sc.cpu, sc.sn
     n = r.chunks
     ret = r.return_bytes()
+    idx, hit = dn_rows(sc, rnd)
+    rows = idx.shape[0]
+    # the SN makes the tasks, then sends each DN its call, one after the other; a DN
+    # parses its call before it starts its chunks, frames and sends its answer after
     t0 = n * sn.task_us / 1e3 + d.request_ms / 2
+    called = t0 + np.arange(1, rows + 1)[:, None] * (sn.dn_call_ms / 2) + d.call_cpu_ms / 2
     tail = cpu.select_ms(r) + cpu.chunk_ms + ret / (cpu.frame_mb_s * 1e3)
-    # one row per DN (chunk i -> DN i mod N), its fetched chunks first; a padded slot
-    # costs nothing anywhere, which leaves every queue's other jobs as they were
-    rows, cols = min(d.count, n), math.ceil(n / min(d.count, n))
-    idx = np.arange(rows * cols).reshape(cols, rows).T
+    # a padded slot costs nothing anywhere, which leaves every queue's other jobs as
+    # they were
     real = idx < n
-    hit = np.where(real, rnd["cached"][np.minimum(idx, n - 1)] < d.cached, True)
-    order = np.argsort(hit, axis=1, kind="stable")          # misses first
-    idx, real, hit = (np.take_along_axis(x, order, axis=1) for x in (idx, real, hit))
-    miss = ~hit
-    got = pool(np.where(miss, fetch_ms(sc, rnd, np.minimum(idx, n - 1)), 0.0), d.connections)
-    got = np.sort(np.where(miss, got, 0.0), axis=1)         # misses sort after the zeros
-    nic = np.sort(miss, axis=1) * (r.stored_bytes() / (d.nic_mb_s * 1e3))
-    ready = t0 + fifo1(got, nic)                            # a miss: after its GET and NIC
-    work = (np.sort(miss, axis=1) * cpu.fetch_decode_ms(r) + np.sort(real, axis=1) * tail) \
-        / d.core                                            # padding last: zero work
-    ready = np.where(np.sort(miss, axis=1), ready, t0)      # cached: ready at once
-    step = np.argsort(ready, axis=1, kind="stable")
-    core_done = fifo1(np.take_along_axis(ready, step, axis=1),
-                      np.take_along_axis(work, step, axis=1))
-    served = np.take_along_axis(np.sort(real, axis=1), step, axis=1)
-    link_done = fifo1(core_done, served * (ret / (d.link_mb_s * 1e3)))
-    arrive = np.sort(link_done[served])
+    miss = real & ~hit
+    fetch = np.where(miss, fetch_ms(sc, rnd, np.minimum(idx, n - 1)), 0.0)
+    nic = miss * (r.stored_bytes() / (d.nic_mb_s * 1e3))
+    work = (miss * cpu.fetch_decode_ms(r) + real * tail) / d.core
+    if r.kind == "query" and d.query_window:
+        core_done = windowed(called[:, 0], fetch, nic, work, d.query_window)
+        served = real
+    else:
+        # the misses (first in each row) through the connection pool, then the NIC, then
+        # the core in the order they are ready; cached chunks are ready at once
+        got = pool(fetch, d.connections)
+        got = np.sort(np.where(miss, got, 0.0), axis=1)     # misses sort after the zeros
+        order = np.argsort(miss, axis=1, kind="stable")     # and so do their other costs
+        miss, real, nic, work = (np.take_along_axis(x, order, axis=1)
+                                 for x in (miss, real, nic, work))
+        ready = np.where(miss, called + fifo1(got, nic), called)
+        step = np.argsort(ready, axis=1, kind="stable")
+        core_done = fifo1(np.take_along_axis(ready, step, axis=1),
+                          np.take_along_axis(work, step, axis=1))
+        served = np.take_along_axis(real, step, axis=1)
+    link_done = fifo1(core_done, served * (ret / (d.link_mb_s * 1e3))) + d.call_cpu_ms / 2
+    # the SN copies each piece in arrival order, and reads each DN's answer once
+    answered = np.where(served, link_done, -np.inf).max(axis=1)
     per_chunk = sn.chunk_us / 1e3 + ret / (sn.copy_mb_s * 1e3)
-    latency = float(fifo1(arrive, np.full(n, per_chunk))[-1]) + d.request_ms / 2
+    arrive = np.concatenate([link_done[served], answered])
+    service = np.concatenate([np.full(n, per_chunk), np.full(rows, sn.dn_call_ms / 2)])
+    step = np.argsort(arrive, kind="stable")
+    latency = float(fifo1(arrive[step], service[step])[-1]) + d.request_ms / 2
     if sn.client_mb_s:
         latency += n * ret / (sn.client_mb_s * 1e3)
     gets = int(miss.sum())
-    dn_cpu, sn_cpu = float(work.sum()) * d.core, t0 + n * per_chunk
+    dn_cpu = float(work.sum()) * d.core + rows * d.call_cpu_ms
+    sn_cpu = t0 + n * per_chunk + rows * sn.dn_call_ms
     latency = machine_bound(sc, latency, dn_cpu + sn_cpu + gets * sc.s3.gateway_cpu_ms)
     return Result(latency, dn_cost(sc, latency), {"gets": gets, "dn_cpu_ms": dn_cpu,
-                                                  "sn_cpu_ms": sn_cpu})
+                                                  "sn_cpu_ms": sn_cpu, "calls": rows})
 
 
 def dn_cost(sc: Scenario, latency_ms: float) -> float:
@@ -405,15 +523,16 @@ def paged(page_plan, sc: Scenario, rnd: dict | None, **kw) -> Result:
     read and page i's send both start at max(page i read, page i-1 sent)."""
     r, sn = sc.read, sc.sn
     if r.pages <= 1:
-        return page_plan(sc, rnd or draws(r.chunks, sc.seed), **kw)
+        return page_plan(sc, rnd or draws(r.chunks, sc.seed, 0, r.dataset_chunks), **kw)
     per = math.ceil(r.chunks / r.pages)
-    sub = sc.set(read={"chunks": per, "pages": 1}, sn={"client_mb_s": None})
+    sub = sc.set(read={"chunks": per, "pages": 1, "dataset_chunks": r.dataset_chunks and
+                       math.ceil(r.dataset_chunks / r.pages)}, sn={"client_mb_s": None})
     send = per * r.return_bytes() / (sn.client_mb_s * 1e3) if sn.client_mb_s else 0.0
     start = sent = cost = 0.0
     for page in range(r.pages):
         if page == 1:                   # later pages find the instances warm
             sub = sub.set(fn={"warm": 1.0})
-        res = page_plan(sub, draws(per, sc.seed, page + 1), **kw)
+        res = page_plan(sub, draws(per, sc.seed, page + 1, sub.read.dataset_chunks), **kw)
         start = max(start + res.latency_ms, sent)
         sent = start + send
         cost += res.cost_usd
@@ -422,17 +541,26 @@ def paged(page_plan, sc: Scenario, rnd: dict | None, **kw) -> Result:
     return Result(sent, cost, {"pages": r.pages, "chunks_per_page": per})
 
 
+def per_request_ms(sc: Scenario) -> float:
+    """What a request costs besides its pages, the same in both plans: its wall time,
+    the SN's and the client's CPU for it, and a query's answer as JSON, value by value."""
+    r, sn = sc.read, sc.sn
+    values = r.chunks * r.elements() * r.hit_rate if r.kind == "query" else 0.0
+    return sn.request_ms + sn.request_cpu_ms + sn.client_cpu_ms + values * sn.json_value_us / 1e3
+
+
 def dn_plan(sc: Scenario, rnd: dict | None = None) -> Result:
     res = paged(_dn_page, sc, rnd)
-    if sc.sn.request_ms:
-        res.latency_ms += sc.sn.request_ms
+    extra = per_request_ms(sc)
+    if extra:
+        res.latency_ms += extra
         res.cost_usd = dn_cost(sc, res.latency_ms)
     return res
 
 
 def lambda_plan(sc: Scenario, rnd: dict | None = None, one_pass: bool = True) -> Result:
     res = paged(_lambda_page, sc, rnd, one_pass=one_pass)
-    res.latency_ms += sc.sn.request_ms
+    res.latency_ms += per_request_ms(sc)
     return res
 
 
@@ -473,7 +601,8 @@ def lambda_cpu_ms(sc: Scenario) -> float:
     """CPU time one chunk costs inside the function, at its CPU share."""
     r, cpu = sc.read, sc.cpu
     encode = r.return_bytes() * 4 / 3 / (cpu.b64enc_mb_s * 1e3)
-    return (cpu.fetch_decode_ms(r) + cpu.select_ms(r) + cpu.chunk_ms + encode) / sc.fn.share()
+    return (cpu.fetch_decode_ms(r, sc.fn.get_ms) + cpu.select_ms(r) + cpu.chunk_ms + encode) \
+        / sc.fn.share()
 
 
 def _lambda_page(sc: Scenario, rnd: dict, one_pass=True) -> Result:
@@ -542,15 +671,18 @@ def _lambda_batches(sc: Scenario, rnd: dict, per_call: int, one_pass: bool) -> R
     cold = np.where(fresh & (rnd["cold"][:calls] >= fn.warm),
                     fn.cold_ms[0] + (fn.cold_ms[1] - fn.cold_ms[0]) * rnd["cold_ms"][:calls], 0.0)
     send, ingest = sn_work(sc, sizes)
+    relay = answers / (fn.relay_mb_s * 1e3) if fn.relay_mb_s else None
     t0 = n * sn.task_us / 1e3
     done, core_ms = invocations(t0, send, overhead + cold + body + back, ingest,
-                                max(1, fn.max_concurrency), one_pass)
+                                max(1, fn.max_concurrency), one_pass, relay)
     latency = float(done.max())
     if sn.client_mb_s:
         latency += n * r.return_bytes() / (sn.client_mb_s * 1e3)
     fn_cpu = float(work.sum()) * fn.share()
     colds = int((cold > 0).sum())
-    cpu_ms = fn_cpu + t0 + core_ms + n * sc.s3.gateway_cpu_ms + colds * fn.cold_cpu_ms
+    relay_ms = float(relay.sum()) if relay is not None else 0.0
+    cpu_ms = fn_cpu + t0 + core_ms + relay_ms + n * sc.s3.gateway_cpu_ms + \
+        colds * fn.cold_cpu_ms
     latency = machine_bound(sc, latency, cpu_ms)
     billed = np.ceil(body + (cold if fn.bill_init else 0.0))
     cost = float(billed.sum()) / 1e3 * fn.memory_mb / 1024 * fn.price_gb_s + \
@@ -562,7 +694,7 @@ def _lambda_batches(sc: Scenario, rnd: dict, per_call: int, one_pass: bool) -> R
 
 
 def both(sc: Scenario) -> tuple[Result, Result]:
-    rnd = draws(sc.read.chunks, sc.seed)
+    rnd = draws(sc.read.chunks, sc.seed, 0, sc.read.dataset_chunks)
     return dn_plan(sc, rnd), lambda_plan(sc, rnd)
 
 
@@ -719,8 +851,12 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     give: stride, strided_dims, ratio, itemsize, rank, points, hit_rate (the read),
     pages (both plans) or dn_pages / lambda_pages, cold (true: new workers), per_call
     (the batch the real SN chose), jitter_ms (uniform 0..jitter added to the S3 latency),
-    cores (the machine's), cached (the share of the touched chunks the DNs held decoded:
-    a read that follows another of the same dataset finds some still in the caches)."""
+    cores (the machine's), cached (the share of the dataset the DN caches held decoded:
+    a read that follows another of the same dataset finds some still in the caches),
+    dataset_chunks (the dataset's chunks, when the read touches only some). Without
+    dataset_chunks, a cached share and the DNs' cache size (dn.cache_bytes) give it, as
+    the grid defines cached: min(1, DNs x cache / dataset bytes); for cached = 1 that is
+    the biggest dataset that fits, exact in the grid (64 chunks of 64 KiB, 4 x 1 MiB)."""
     read = {"kind": rec["kind"], "codec": rec["codec"], "chunks": int(rec["chunks"]),
             "chunk_bytes": int(rec["chunk_bytes"])}
     for key in ("itemsize", "rank", "ratio", "stride", "strided_dims", "points", "hit_rate",
@@ -737,6 +873,11 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     dn = {"count": int(rec["dn_count"])}
     if rec.get("cached") is not None:
         dn["cached"] = float(rec["cached"])
+    if rec.get("dataset_chunks"):
+        read["dataset_chunks"] = int(rec["dataset_chunks"])
+    elif rec.get("cached") and base.dn.cache_bytes:
+        fits = dn["count"] * base.dn.cache_bytes / (dn["cached"] * read["chunk_bytes"])
+        read["dataset_chunks"] = max(read["chunks"], round(fits))
     sc = base.set(read=read, s3=s3, dn=dn, fn=fn)
     if rec.get("cores"):
         sc = sc.set(machine={"cores": float(rec["cores"])})

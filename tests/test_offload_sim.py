@@ -219,3 +219,116 @@ def test_the_tables_and_the_plot(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)      # not installed
     msg = sim.save_plot({}, str(tmp_path / "x.png"), (4,), (1769,))
     assert "skipped" in msg and not (tmp_path / "x.png").exists()
+
+
+# ---- the local model's structure: each term, and that removing it shows ----------------
+
+LOCAL = sim.preset("local")
+
+
+def warm(kind="column", chunks=64, **parts):
+    """A read of chunks the DNs all hold, on a machine that is not the bottleneck."""
+    return AWS.set(read={"kind": kind, "codec": "none", "chunks": chunks,
+                         "chunk_bytes": 64 * 1024}, s3={"median_ms": 30.0, "p99_ms": 30.0},
+                   dn={"cached": 1.0, **parts})
+
+
+def test_each_dn_call_costs_the_dn_and_the_sn():
+    base = warm(count=8)
+    plain = sim.dn_plan(base)
+    dn_side = sim.dn_plan(base.set(dn={"call_cpu_ms": 1.0}))
+    assert dn_side.latency_ms >= plain.latency_ms + 1.0 - 1e-9      # parse + answer
+    sn_side = [sim.dn_plan(warm(count=d).set(sn={"dn_call_ms": 1.0})) for d in (2, 16)]
+    free = [sim.dn_plan(warm(count=d)) for d in (2, 16)]
+    extra = [a.latency_ms - b.latency_ms for a, b in zip(sn_side, free)]
+    assert extra[1] > extra[0] + 5          # 16 calls to send and read, not 2
+    assert sn_side[1].detail["calls"] == 16 and sn_side[1].detail["sn_cpu_ms"] >= 16
+
+
+def test_hashed_placement_leaves_the_busiest_dn_short_of_cache():
+    even = sim.dn_plan(warm(chunks=64, count=4, placement="even"))
+    hashed = sim.dn_plan(warm(chunks=64, count=4, placement="hash"))
+    assert even.detail["gets"] == 0
+    assert hashed.detail["gets"] > 0         # a DN owns more than the 16 its cache holds
+    assert hashed.latency_ms > even.latency_ms + 25     # ... and waits for S3 (30 ms)
+    idx, cached = sim.dn_rows(warm(chunks=64, count=4, placement="hash"),
+                              sim.draws(64, 1))
+    owned = (idx < 64).sum(axis=1)
+    assert (cached.sum(axis=1) == np.minimum(owned, 16)).all()
+
+
+def test_a_few_chunks_of_a_cached_dataset_are_found_cached():
+    """A column of 8 chunks of a 64-chunk dataset the caches hold: the DNs' loads are
+    their shares of the dataset, not of the 8 (each holds 16 of its ~16)."""
+    def gets(dataset):
+        return sum(sim.dn_plan(warm(chunks=8, count=4, placement="hash").set(
+            read={"dataset_chunks": dataset}, seed=seed)).detail["gets"] for seed in range(1, 7))
+    assert gets(64) < gets(None) / 2       # as a dataset of its own, 2 per DN: more misses
+    rec = {"kind": "column", "codec": "none", "chunks": 8, "chunk_bytes": 65536,
+           "dn_count": 4, "workers": 8, "s3_latency_ms": 30, "cached": 1.0}
+    assert sim.record_scenario(LOCAL, rec).read.dataset_chunks == 64    # 4 x 1 MiB
+    rec["cached"] = 0.25
+    assert sim.record_scenario(LOCAL, rec).read.dataset_chunks == 256
+
+
+def test_a_query_in_order_thrashes_a_cache_that_is_a_little_short():
+    """20 chunks on one DN, room for 16: a batch read misses 4; a query that loads 16
+    ahead misses those 4 first, and their loads evict the 4 beyond its window (LRU)."""
+    sc = AWS.set(read={"kind": "query", "codec": "none", "chunks": 20,
+                       "chunk_bytes": 64 * 1024, "dataset_chunks": 20},
+                 dn={"count": 1, "cached": 0.8})
+    batch = sim.dn_plan(sc)
+    ordered = sim.dn_plan(sc.set(dn={"query_window": 16}))
+    assert batch.detail["gets"] == 4 and ordered.detail["gets"] == 8
+    assert ordered.latency_ms > batch.latency_ms + 20        # a second round of GETs
+
+
+def test_a_query_window_waits_for_the_chunks_ahead():
+    """Cold chunks in order, 4 loads ahead: each wave waits for the one before."""
+    sc = AWS.set(read={"kind": "query", "codec": "none", "chunks": 16,
+                       "chunk_bytes": 64 * 1024},
+                 s3={"median_ms": 30.0, "p99_ms": 30.0}, dn={"count": 1})
+    pooled = sim.dn_plan(sc).latency_ms
+    ordered = sim.dn_plan(sc.set(dn={"query_window": 4})).latency_ms
+    assert pooled < 2 * 30 and ordered > 4 * 30
+
+
+def test_a_bigger_lambda_answer_costs_the_relay_more():
+    sc = LOCAL.set(read={"kind": "hyperslab", "codec": "none", "chunks": 64,
+                         "chunk_bytes": 64 * 1024})
+    slow = sim.lambda_plan(sc)
+    none = sim.lambda_plan(sc.set(fn={"relay_mb_s": None}))
+    assert slow.latency_ms > none.latency_ms + 10           # 5.6 MB at 170 MB/s, one process
+    small = sc.set(read={"kind": "column"})
+    a = sim.lambda_plan(small).latency_ms
+    b = sim.lambda_plan(small.set(fn={"relay_mb_s": None})).latency_ms
+    assert a - b < (slow.latency_ms - none.latency_ms) / 10
+    # the event loop and the one-wave shortcut agree with a relay too
+    for kind, chunks in (("hyperslab", 40), ("strided", 300)):
+        one = LOCAL.set(read={"kind": kind, "codec": "none", "chunks": chunks,
+                              "chunk_bytes": 64 * 1024}, fn={"max_concurrency": 1000},
+                        machine={"cores": None})
+        assert sim.lambda_plan(one).latency_ms == pytest.approx(
+            sim.lambda_plan(one, one_pass=False).latency_ms, rel=1e-12)
+
+
+def test_the_function_prices_its_gets_apart_from_the_dns():
+    sc = scenario("column", "none", 500)
+    dn, fn = sim.both(sc)
+    dn2, fn2 = sim.both(sc.set(fn={"get_ms": 5.0}))
+    assert dn2.latency_ms == dn.latency_ms and fn2.latency_ms > fn.latency_ms
+
+
+def test_per_request_costs_and_a_querys_json_answer():
+    sc = scenario("query", "none", 200)
+    dn, fn = sim.both(sc)
+    more = sc.set(sn={"request_cpu_ms": 1.0, "client_cpu_ms": 2.0, "request_ms": 0.5})
+    dn2, fn2 = sim.both(more)
+    assert dn2.latency_ms == pytest.approx(dn.latency_ms + 3.5)
+    assert fn2.latency_ms == pytest.approx(fn.latency_ms + 3.5)
+    values = 200 * (MiB // 4) * 0.005
+    dn3 = sim.dn_plan(sc.set(sn={"json_value_us": 2.0}))
+    assert dn3.latency_ms == pytest.approx(dn.latency_ms + values * 2e-3)
+    col = scenario("column", "none", 200)           # binary: no JSON values
+    assert sim.dn_plan(col.set(sn={"json_value_us": 2.0})).latency_ms == \
+        sim.dn_plan(col).latency_ms
