@@ -7,9 +7,10 @@ stock HSDS 1.0.2 (installed into .venv-hsds on first use, run by ../shared/bench
 in its own network namespace) once each. Then, --runs rounds: probe the loopback ceiling
 (../shared/bench/loopback_limit.py), then run ../shared/bench/workload.py --repeat 1 once
 against each server (a fresh domain per run), the two taking turns at going first, so drift
-hits both. Every figure is shown as median [min-max] per server; a target is judged on the
-median of the per-round ratios (h5cloud vs HSDS of the same round; read vs the ceiling of
-the same round). The machine's load is sampled every second. Prints a table and a JSON line.
+hits both; each run starts once the CPUs are quiet. Every figure is shown as median [min-max]
+per server; a target is judged on the median of the per-round ratios (h5cloud vs HSDS of the
+same round; read vs the ceiling of the same round). The machine's load is sampled every
+second. Prints a table and a JSON line.
 """
 import argparse
 import contextlib
@@ -84,6 +85,19 @@ class Load(threading.Thread):
         return {"load_mean": round(mean(loads), 2) if loads else None,
                 "load_max": round(max(loads), 2) if loads else None,
                 "cpu_busy_pct": round(mean(busy), 1) if busy else None, "seconds": len(s)}
+
+
+def wait_quiet(busy_pct: float, most: float = 60) -> float:
+    """Seconds waited until one second passes with the CPUs under busy_pct % busy."""
+    t0 = time.monotonic()
+    prev = cpu_times()
+    while prev and time.monotonic() - t0 < most:
+        time.sleep(1.0)
+        cur = cpu_times()
+        if cur[1] > prev[1] and 100 * (cur[0] - prev[0]) / (cur[1] - prev[1]) < busy_pct:
+            break
+        prev = cur
+    return time.monotonic() - t0
 
 
 def last_json(text: str) -> dict:
@@ -183,6 +197,10 @@ def main():
     p.add_argument("--scale", type=float, default=1.0)
     p.add_argument("--dn", type=int, default=4)
     p.add_argument("--settle", type=float, default=3, help="pause before each run, s")
+    p.add_argument("--quiet", type=float, default=15,
+                   help="then wait (up to 60 s) until the CPUs are less busy than this %% "
+                        "over one second: a server's background work after its run (HSDS "
+                        "writes back and rescans) must not land in the other's run")
     p.add_argument("--skip-hsds", action="store_true")
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
@@ -206,6 +224,9 @@ def main():
             for s in servers if r % 2 else servers[::-1]:
                 load.phase = "settle"
                 time.sleep(args.settle)
+                waited = wait_quiet(args.quiet)
+                if waited > 1:
+                    log(f"waited {waited:.0f} s more for the CPUs to go quiet")
                 load.phase = f"{s['name']} {r}"
                 t0 = time.perf_counter()
                 res = workload(s, args, h5pyd_check=(r == 1))
