@@ -90,7 +90,7 @@ class Settings:
     aws_lambda_explore: float = 0.02      # share of eligible reads run on the plan not picked
     # the cost model's start-up constants (offload/cost.py; calibrated while running)
     aws_lambda_t_dn_ms: float = 40.0      # one S3 GET's latency from a DN
-    aws_lambda_p_dn: int = 16             # concurrent chunk reads per DN
+    aws_lambda_p_dn: int = 64             # GETs a DN runs at once (its S3 connections)
     aws_lambda_dn_link_mb_s: float = 1000.0   # a DN's answers to the SN
     aws_lambda_t_invoke_ms: float = 30.0  # invocation overhead, warm
     aws_lambda_cold_ms: float = 500.0     # what a cold start adds

@@ -13,7 +13,7 @@ from server.offload.cost import (BOUNDS, DECODE_MB_S, PLANS, CostModel, RecentCh
                                  codec_name)
 from server.offload.serverless import Decision
 
-S = Settings()          # t_dn 40, p_dn 16, t_invoke 30, cold 500, t_s3 50, p_fn 16, 128 MB
+S = Settings()          # t_dn 40, p_dn 64, t_invoke 30, cold 500, t_s3 50, p_fn 16, 128 MB
 MB = 1024 * 1024
 
 
@@ -25,7 +25,7 @@ def test_the_dn_plan_is_the_slowest_stage_of_each_dn_plus_the_transfer():
     m = model(dns=4)
     w = Work(chunks=1000, decoded_bytes=MB, returned_bytes=8 * MB, codec="deflate")
     per_dn = 1000 / 4
-    fetch = math.ceil(per_dn / 16) * 40
+    fetch = math.ceil(per_dn / S.aws_lambda_p_dn) * 40
     decode = per_dn * MB / (DECODE_MB_S["deflate"] * 1000)     # CPU-bound on one core
     send = 8 * MB / 4 / 1e6
     assert math.isclose(m.est_dn(w), 2 + max(fetch, decode) + send)
@@ -35,13 +35,24 @@ def test_the_dn_plan_is_the_slowest_stage_of_each_dn_plus_the_transfer():
     assert math.isclose(m.est_dn(plain), 2 + fetch + send)
 
 
+def test_a_query_fetches_through_the_dns_window_not_all_their_connections():
+    m = model(dns=4)
+    read = Work(1024, 64 * 1024, MB, "none")
+    query = Work(1024, 64 * 1024, MB, "none", window=16)
+    assert m.stages("dn", read)["fetch"] == math.ceil(256 / 64) * 40
+    assert m.stages("dn", query)["fetch"] == math.ceil(256 / 16) * 40
+    assert m.est_dn(query) > 3 * m.est_dn(read)
+    # a window wider than the connections changes nothing
+    assert m.est_dn(Work(1024, 64 * 1024, MB, "none", window=1000)) == m.est_dn(read)
+
+
 def test_cached_chunks_cost_neither_fetch_nor_decode_and_queues_add():
     m = model()
     cold = Work(512, MB, MB, "deflate")
     warm = Work(512, MB, MB, "deflate", cached=512)
     assert m.est_dn(warm) < m.est_dn(cold) / 50 and m.est_dn(warm) >= 2   # a round trip
     busy = model(queue=6400)
-    assert busy.est_dn(cold) - m.est_dn(cold) == pytest.approx(6400 / 4 / 16 * 40)
+    assert busy.est_dn(cold) - m.est_dn(cold) == pytest.approx(6400 / 4 / 64 * 40)
 
 
 def test_the_lambda_plan_follows_memory_waves_cold_starts_and_ingest():
@@ -88,7 +99,7 @@ def test_forced_modes_and_exploration():
 
 
 def test_calibration_converges_on_the_measured_times():
-    m = model()
+    m = model(aws_lambda_p_dn=16)               # fetching bounds the DN plan
     w = Work(800, MB, 2 * MB, "zstd")
     truth_dn = 3.0 * m.est_dn(w)                 # this deployment's DNs are 3x slower
     truth_fn = 0.5 * m.est_lambda(w)             # and its functions 2x faster
@@ -141,7 +152,8 @@ def test_weights_stay_within_bounds_and_unexercised_ones_return_to_the_prior():
 # the synthetic deployment: the same stages, with weights the analytic constants get
 # wrong: the DNs' answers cost 5x the link's estimate; Lambda has a fixed 90 ms (3x the
 # invoke constant) per request and each wave's invoke costs 3x
-SYNTH = S.replace(aws_lambda_memory_mb=1769, aws_lambda_max_invoke=32, aws_lambda_explore=0.5)
+SYNTH = S.replace(aws_lambda_memory_mb=1769, aws_lambda_max_invoke=32, aws_lambda_explore=0.5,
+                  aws_lambda_p_dn=16)
 TRUTH = {"dn": {"send": 5.0, "fetch": 0.8, "decode/deflate": 2.0, "fixed_ms": 20.0},
          "lambda": {"fixed_ms": 90.0, "invoke": 3.0, "fetch": 1.2, "ingest": 2.0,
                     "decode/zstd": 0.6}}

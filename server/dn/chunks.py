@@ -18,9 +18,9 @@ from ..core.errors import BadRequest, ServerError
 from ..core.ids import chunk_index, chunk_key
 from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
+from ..offload.dn import QUERY_WINDOW
 
 log = logging.getLogger("h5cloud.dn")
-QUERY_PREFETCH = 16     # chunks a query loads ahead (as many GETs as the model's p_dn)
 
 
 def subtype(type_json: dict, fields) -> dict:
@@ -177,7 +177,7 @@ class ChunkOps:
                 loading.append((item, asyncio.ensure_future(self._chunk(req, item[0], item[2]))))
         # an update changes entries in place: each must still be cached when changed, so
         # those load one at a time (a prefetched entry could be evicted meanwhile)
-        for _ in range(1 if changes else QUERY_PREFETCH):
+        for _ in range(1 if changes else QUERY_WINDOW):
             load_next()
         try:
             while loading:

@@ -60,6 +60,8 @@ class Work:
     returned_bytes: int         # the whole answer
     codec: str = "none"
     cached: int = 0             # chunks the DNs hold decoded
+    window: int = 0             # a DN loads at most this many at once (a query's window;
+                                # 0: as many as its connections, p_dn)
 
 
 def codec_name(dset: dict) -> str:
@@ -208,9 +210,10 @@ class CostModel:
         if plan == "dn":
             dns = max(1, self.dn_count_fn())
             fetched = max(0, work.chunks - work.cached) / dns
+            at_once = min(c["dn_concurrency"], work.window or c["dn_concurrency"])
             return {"fixed_ms": 1.0,
                     "queue": self.dn_queue_fn() / dns / c["dn_concurrency"] * c["dn_fetch_ms"],
-                    "fetch": math.ceil(fetched / c["dn_concurrency"]) * c["dn_fetch_ms"],
+                    "fetch": math.ceil(fetched / at_once) * c["dn_fetch_ms"],
                     "decode": fetched * work.decoded_bytes / decode_mb_s,
                     "send": work.returned_bytes / dns / (c["dn_link_mb_s"] * 1000)}
         b = self.per_call(work)

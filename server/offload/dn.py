@@ -11,6 +11,7 @@ from .job import Job
 from .wire import MESSAGE_BYTES, Wire
 
 BATCH_BYTES = 16 * 1024**2      # per request: pipelining without big buffers
+QUERY_WINDOW = 16               # chunks a DN query loads ahead, in order (its memory)
 
 
 class DnExecutor:

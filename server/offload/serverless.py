@@ -21,6 +21,7 @@ from ..core import values
 from ..core.chunks import codec_for
 from . import emf
 from .cost import CostModel, RecentChunks, Work, codec_name
+from .dn import QUERY_WINDOW
 from .job import Job
 
 log = logging.getLogger("h5cloud.sn")
@@ -178,7 +179,8 @@ class LambdaExecutor:
         if kind == "query":             # matching rows only: a few of them, as a rule
             returned = max(1, returned // 100)
         cached = self.recent.count(job.chunk_id(t) for t in tasks)
-        return Work(len(tasks), job.chunk_bytes, returned, codec_name(job.dset), cached)
+        return Work(len(tasks), job.chunk_bytes, returned, codec_name(job.dset), cached,
+                    QUERY_WINDOW if kind == "query" else 0)
 
     async def _invoke(self, job: Job, kind: str, batch, out) -> bool:
         """Run one batch; False when it must go to the DNs instead."""

@@ -100,7 +100,8 @@ class S3Store(Store):
                    read_timeout=settings.s3_read_timeout,
                    max_attempts=settings.s3_max_attempts,
                    retry_mode=settings.s3_retry_mode,
-                   op_timeout=settings.storage_timeout)
+                   op_timeout=settings.storage_timeout,
+                   max_connections=settings.aws_lambda_p_dn)
 
     async def client(self):
         if self._client is None:
