@@ -147,7 +147,8 @@ class S3:
 @dataclass(frozen=True)
 class DataNodes:
     count: int = 8
-    connections: int = 16         # concurrent S3 GETs per DN
+    connections: int = 64         # concurrent S3 GETs per DN (h5cloud: aws_lambda_p_dn,
+                                  # which sizes the DN's S3 connection pool)
     core: float = 1.0             # a DN is one Python process: one core
     nic_mb_s: float = 1250.0 / 4  # S3 bytes in: m5.xlarge 10 Gbit/s burst, 4 DNs share it
     link_mb_s: float = 1000.0     # DN -> SN
@@ -157,8 +158,9 @@ class DataNodes:
                                   # DN at random (h5cloud: md5 of the chunk id)
     cache_bytes: int | None = None    # each DN's chunk cache (validation: what `cached` of a
                                   # record means in chunks; None: not known)
-    query_window: int | None = None   # a query takes its chunks in order, loading this many
-                                  # ahead (h5cloud: 16); None: as any read, through the pool
+    query_window: int | None = 16     # a query takes its chunks in order, loading this many
+                                  # ahead (h5cloud: QUERY_WINDOW in server/offload/dn.py);
+                                  # None: as any read, through the pool
     call_cpu_ms: float = 0.0      # a DN's CPU per call (one per DN and page): parse the
                                   # message and its JSON header, frame and send the answer
     request_ms: float = 2.0       # SN <-> DN round trip of the request itself
@@ -258,7 +260,8 @@ def preset(name: str) -> Scenario:
             dn=DataNodes(count=4, nic_mb_s=2000.0, link_mb_s=1000.0,
                          placement="hash",      # md5 of the chunk id (core/ids.py)
                          cache_bytes=1 << 20,   # offload_grid.py --dn-cache (default 1m)
-                         query_window=16,       # QUERY_PREFETCH (server/dn/chunks.py)
+                         connections=64,        # aws_lambda_p_dn: the DN's S3 pool
+                         query_window=16,       # QUERY_WINDOW (server/offload/dn.py)
                          call_cpu_ms=0.8,       # per DN call (measured 11-30)
                          request_ms=0.2),       # loopback WebSocket message each way
             fn=Lambda(max_concurrency=8, cpu=1.0, cold_ms=(900.0, 1300.0), cold_cpu_ms=850.0,
@@ -759,9 +762,12 @@ def aws_tables(base: Scenario, dns=(4, 8, 16), memories=(128, 512, 1769), plot=N
     r, fn = base.read, base.fn
     out.append(f"Chunks of {r.chunk_bytes / MiB:g} MiB decoded (float32, 2-D), deflate/zstd "
                f"ratio 3; S3 first byte median {base.s3.median_ms:g} ms, p99 "
-               f"{base.s3.p99_ms:g} ms; {base.dn.connections} GETs at once per DN and per "
-               f"function; Lambda concurrency {fn.max_concurrency}, all instances warm "
-               f"unless noted; seed {base.seed}.")
+               f"{base.s3.p99_ms:g} ms; {base.dn.connections} GETs at once per DN, "
+               f"{fn.connections} per function; " +
+               (f"a DN query loads {base.dn.query_window} chunks ahead, in order; "
+                if base.dn.query_window else "") +
+               f"Lambda concurrency {fn.max_concurrency}, all instances warm unless noted; "
+               f"seed {base.seed}.")
     for m in memories:
         share = min(1.0, m / 1769)
         out.append(f"\n### Lambda {m} MB ({share:.3f} vCPU): crossover and speed-up\n")

@@ -276,7 +276,7 @@ def test_a_query_in_order_thrashes_a_cache_that_is_a_little_short():
     ahead misses those 4 first, and their loads evict the 4 beyond its window (LRU)."""
     sc = AWS.set(read={"kind": "query", "codec": "none", "chunks": 20,
                        "chunk_bytes": 64 * 1024, "dataset_chunks": 20},
-                 dn={"count": 1, "cached": 0.8})
+                 dn={"count": 1, "cached": 0.8, "query_window": None})
     batch = sim.dn_plan(sc)
     ordered = sim.dn_plan(sc.set(dn={"query_window": 16}))
     assert batch.detail["gets"] == 4 and ordered.detail["gets"] == 8
@@ -287,10 +287,32 @@ def test_a_query_window_waits_for_the_chunks_ahead():
     """Cold chunks in order, 4 loads ahead: each wave waits for the one before."""
     sc = AWS.set(read={"kind": "query", "codec": "none", "chunks": 16,
                        "chunk_bytes": 64 * 1024},
-                 s3={"median_ms": 30.0, "p99_ms": 30.0}, dn={"count": 1})
+                 s3={"median_ms": 30.0, "p99_ms": 30.0}, dn={"count": 1, "query_window": None})
     pooled = sim.dn_plan(sc).latency_ms
     ordered = sim.dn_plan(sc.set(dn={"query_window": 4})).latency_ms
     assert pooled < 2 * 30 and ordered > 4 * 30
+
+
+def test_the_aws_preset_follows_h5cloud_s_dn_pool_and_query_window():
+    """A DN runs up to 64 GETs at once (aws_lambda_p_dn sizes its S3 pool), a DN query
+    loads 16 ahead (QUERY_WINDOW), a function fetches through chunk_read's 16 threads."""
+    for sc in (AWS, LOCAL):
+        assert sc.dn.connections == 64 and sc.dn.query_window == 16
+    assert AWS.fn.connections == 16
+
+
+@pytest.mark.parametrize("codec", sim.CODECS)
+def test_a_cold_query_is_slower_on_the_dns_than_a_strided_read_of_the_same_chunks(codec):
+    """Nothing cached, 8 DNs, 1,000 chunks (125 a DN): a strided read keeps 64 GETs in
+    flight per DN, a query only its window of 16, so it waits for 4x as many S3 rounds.
+    Without the window the query would be within its extra scan CPU of the strided
+    read."""
+    def ms(kind, **dn):
+        return sim.dn_plan(scenario(kind, codec, 1000, dn=dn)).latency_ms
+    strided, query = ms("strided"), ms("query")
+    assert query > 1.4 * strided, (query, strided)
+    assert ms("query", query_window=None) < 0.8 * query         # the window is the cause
+    assert ms("query", query_window=64) < query                 # a wider window helps
 
 
 def test_a_bigger_lambda_answer_costs_the_relay_more():
