@@ -5,23 +5,20 @@ through one aiobotocore Lambda client with bounded concurrency; a batch that fai
 instead."""
 import asyncio
 import base64
-import contextlib
 import json
 import logging
-import os
 import time
 import uuid
 
 import numpy as np
 import zstandard
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 
 from ..core import values
 from ..core.chunks import codec_for
 from . import emf
 from .cost import CostModel, RecentChunks, Work, codec_name
 from .dn import QUERY_WINDOW
+from .invoke import Invoker
 from .job import Job
 
 log = logging.getLogger("h5cloud.sn")
@@ -69,31 +66,11 @@ class LambdaExecutor:
         self.sem = asyncio.Semaphore(max(1, settings.aws_lambda_max_invoke))
         self.stats = dict.fromkeys(("requests", "read_chunks", "query_chunks", "invocations",
                                     "fallbacks", "invoke_ms"), 0)
-        self._stack = contextlib.AsyncExitStack()
-        self._client = None
+        self.invoker = Invoker(settings, min(256, max(1, settings.aws_lambda_max_invoke)))
         self.emf = logging.getLogger(emf.EMF_LOGGER) if emf.enabled(settings) else None
 
-    async def client(self):
-        if self._client is None:
-            s = self.settings
-            args = {"region_name": s.aws_region or "us-east-1",
-                    "config": AioConfig(max_pool_connections=min(256, s.aws_lambda_max_invoke),
-                                        retries={"max_attempts": 1},
-                                        read_timeout=60)}
-            if s.aws_lambda_gateway:
-                args["endpoint_url"] = s.aws_lambda_gateway
-            if s.aws_access_key_id and s.aws_secret_access_key:
-                args.update(aws_access_key_id=s.aws_access_key_id,
-                            aws_secret_access_key=s.aws_secret_access_key)
-                if s.aws_access_key_id == os.environ.get("AWS_ACCESS_KEY_ID") and \
-                        os.environ.get("AWS_SESSION_TOKEN"):     # a role's keys
-                    args["aws_session_token"] = os.environ["AWS_SESSION_TOKEN"]
-            self._client = await self._stack.enter_async_context(
-                get_session().create_client("lambda", **args))
-        return self._client
-
     async def close(self):
-        await self._stack.aclose()
+        await self.invoker.close()
 
     def event(self, job: Job, kind: str, batch, query=None) -> dict:
         props = job.dset.get("creationProperties") or {}
@@ -129,18 +106,16 @@ class LambdaExecutor:
             async with self.sem:
                 start = time.perf_counter()        # billed time: not the wait for a slot
                 try:
-                    client = await self.client()
-                    rsp = await client.invoke(FunctionName=self.function,
-                                              Payload=json.dumps(event))
-                    raw = await rsp["Payload"].read()
+                    raw, function_error = await self.invoker.invoke(
+                        self.function, json.dumps(event).encode())
                     # parsing megabytes of JSON and base64 (and zstd) off the event loop
                     payload = await asyncio.to_thread(decode_answer, raw)
                 finally:
                     self.stats["invoke_ms"] += (time.perf_counter() - start) * 1000
         except Exception as e:          # throttle, timeout, connection, unknown function
             log.warning("chunk_read invocation failed: %s", e)
-            payload, rsp = None, {}
-        if payload is not None and (rsp.get("FunctionError") or not isinstance(payload, dict)
+            payload, function_error = None, None
+        if payload is not None and (function_error or not isinstance(payload, dict)
                                     or payload.get("status") != 200):
             log.warning("chunk_read answered %s", str(payload)[:200])
             payload = None

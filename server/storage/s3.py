@@ -15,7 +15,6 @@ Unavailable (503: try again later); a missing key is NotFound; never a half read
 import asyncio
 import contextlib
 import logging
-import os
 import random
 
 import aiohttp
@@ -26,6 +25,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, FlexibleChecksumErr
 
 from ..core.errors import NotFound, PreconditionFailed, Unavailable
 from .base import Store, check_bucket, check_key
+from .credentials import keys_of
 from .s3get import Missing, ObjectGetter, Retry
 
 log = logging.getLogger("h5cloud.storage")
@@ -77,18 +77,14 @@ class S3Store(Store):
                                                    "mode": retry_mode or "standard"})}
         if endpoint:
             self._args["endpoint_url"] = endpoint
-        if access_key and secret_key:
-            self._args["aws_access_key_id"] = access_key
-            self._args["aws_secret_access_key"] = secret_key
-            # a role's keys (Lambda, ECS) come with a session token beside them
-            if access_key == os.environ.get("AWS_ACCESS_KEY_ID") and \
-                    os.environ.get("AWS_SESSION_TOKEN"):
-                self._args["aws_session_token"] = os.environ["AWS_SESSION_TOKEN"]
+        keys = keys_of(access_key, secret_key)
+        if keys:
+            self._args.update(aws_access_key_id=keys[0], aws_secret_access_key=keys[1])
+            if keys[2]:
+                self._args["aws_session_token"] = keys[2]
         self._stack = contextlib.AsyncExitStack()
         self._client = None
         self._session = get_session()
-        keys = (access_key, secret_key, self._args.get("aws_session_token")) \
-            if "aws_access_key_id" in self._args else None
         self._getter = ObjectGetter(endpoint, self._args["region_name"], keys, self._session,
                                     connect_timeout, read_timeout, max_connections)
 

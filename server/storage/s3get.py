@@ -14,11 +14,11 @@ botocore's ClientError with S3's code, as aiobotocore would.
 import aiohttp
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 from yarl import URL
 
 from ..core import s3rest
+from .credentials import CredentialSource
 
 
 class Missing(Exception):
@@ -36,23 +36,11 @@ class ObjectGetter:
         (environment, web identity, instance role) through the aiobotocore session."""
         self.endpoint = endpoint.rstrip("/")
         self.region = region
-        self._keys = Credentials(*keys) if keys else None
-        self._session = session
-        self._chain = None
+        self._credentials = CredentialSource(keys, session, "GetObject")
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout,
                                               sock_read=read_timeout)
         self._max = max_connections
         self._http = None
-
-    async def _credentials(self):
-        if self._keys is not None:
-            return self._keys
-        if self._chain is None:
-            self._chain = await self._session.get_credentials()
-            if self._chain is None:
-                raise ClientError({"Error": {"Code": "NoCredentials",
-                                             "Message": "no AWS credentials found"}}, "GetObject")
-        return await self._chain.get_frozen_credentials()    # refreshed when they expire
 
     async def get(self, bucket: str, key: str, byte_range: str | None) -> tuple:
         """(body, ETag) of the object, or of the byte range ('bytes=a-b'; b'' past the
@@ -66,7 +54,7 @@ class ObjectGetter:
             headers["Range"] = byte_range
         url = s3rest.object_url(self.endpoint, self.region, bucket, key)
         request = AWSRequest(method="GET", url=url, headers=headers)
-        S3SigV4Auth(await self._credentials(), "s3", self.region).add_auth(request)
+        S3SigV4Auth(await self._credentials.get(), "s3", self.region).add_auth(request)
         async with self._http.get(URL(request.url, encoded=True),
                                   headers=dict(request.headers.items())) as rsp:
             body = await rsp.read()       # a body cut short: aiohttp's ClientPayloadError
