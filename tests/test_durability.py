@@ -111,3 +111,37 @@ def test_a_chunk_being_written_is_never_evicted_first():
         return None
 
     asyncio.run(scenario())
+
+
+def test_a_loaded_chunk_is_charged_its_decoded_bytes():
+    """CHUNK_MEM_CACHE_SIZE bounds memory: a chunk read from storage costs the cache its
+    decoded array, not the fewer bytes it was stored in (compressed 1,000 -> 10 here;
+    the cache once held 100x its limit of such chunks). A document costs its JSON."""
+    import asyncio
+    import zlib
+
+    import numpy as np
+
+    from server.dn.cache import WriteBackCache
+    from server.storage.memory import MemoryStore
+
+    async def scenario():
+        store = MemoryStore(buckets=("b",))
+        for i in range(10):
+            await store.put("b", f"c{i}", zlib.compress(bytes(1000)))
+        await store.put("b", "doc", b'{"a": 1}')
+        cache = WriteBackCache(store, 4000, "chunk")
+
+        async def decode(data):
+            return {"value": np.frombuffer(zlib.decompress(data), "u1"), "encode": bytes}
+        for i in range(10):
+            await cache.get(("b", f"c{i}"), decode)
+        assert cache.stats()["bytes"] <= 4000 and cache.stats()["entries"] == 4
+        assert cache.cached(("b", "c9")) is not None and cache.cached(("b", "c0")) is None
+
+        async def parse(data):
+            return {"value": {"a": 1}, "encode": bytes}
+        await cache.get(("b", "doc"), parse)
+        assert cache.cached(("b", "doc")).size == len(b'{"a": 1}')
+
+    asyncio.run(scenario())

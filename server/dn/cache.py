@@ -100,7 +100,11 @@ class WriteBackCache:
                              f"{type(e).__name__}: {e}") from None
         if bk in self._entries:
             return self._entries[bk]
-        return self.insert(bk, stored=True, size=len(data), **fields)
+        # what it holds in memory: a chunk's decoded array (not its stored, maybe
+        # compressed bytes), a document's JSON
+        value = fields["value"]
+        size = value.nbytes if hasattr(value, "nbytes") else len(data)
+        return self.insert(bk, stored=True, size=size, **fields)
 
     # ---- changing -----------------------------------------------------------
 
