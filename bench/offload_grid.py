@@ -153,6 +153,64 @@ def weights(cluster) -> dict:
     return {"weights": model.get("weights"), "samples": model.get("samples")}
 
 
+def dn_loads(ds, dn_count) -> list | None:
+    """The dataset's chunks on DN 0, 1, ...: the SN sends chunk c to DN node_index(c), the
+    md5 of its id (None before the dataset has an id)."""
+    if not ds.did:
+        return None
+    from server.core.ids import chunk_id, node_index
+    loads = [0] * dn_count
+    for r in range(ds.shape[0] // ds.chunk):
+        for c in range(ds.shape[1] // ds.chunk):
+            loads[node_index(chunk_id(ds.did, (r, c)), dn_count)] += 1
+    return loads
+
+
+def read_work(ds, kind) -> tuple:
+    """(chunks the read touches, bytes it returns), as the SN's cost model counts them
+    (serverless.LambdaExecutor.work: a query's answer as 1/100 of its elements' bytes)."""
+    h, w = ds.shape
+    if kind == "column":
+        return h // ds.chunk, h * 4
+    if kind == "points":
+        return len({tuple(p) for p in (ds.points // ds.chunk).tolist()}), 4 * len(ds.points)
+    if kind == "strided":
+        return ds.chunks, 4 * -(-h // 4) * -(-w // 4)
+    if kind == "query":
+        return ds.chunks, max(1, h * w * 4 // 100)
+    return ds.chunks, h * w * 4
+
+
+def sn_per_call(a, ds, kind) -> int:
+    """Chunks per invocation as the SN batches this read: its cost model's rule for the
+    whole request (every page of a streamed read goes out in batches of that many)."""
+    from server.config import load_settings
+    from server.offload.cost import CostModel, Work
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    settings = load_settings(env={**env, "AWS_LAMBDA_MAX_INVOKE": str(a.workers)})
+    chunks, returned = read_work(ds, kind)
+    return CostModel(settings).per_call(Work(chunks, 4 * ds.chunk ** 2, returned, ds.codec))
+
+
+def answer_ratio(ds, kind, per_call) -> float:
+    """What zstd level 1 (chunk_read's) makes of the first invocation's answer: the
+    selections of its chunks, one after the other."""
+    import zstandard
+    k, cols = ds.chunk, ds.shape[1] // ds.chunk
+    if kind == "points":
+        raw = ds.data[tuple(ds.points.astype(np.intp).T)].tobytes()
+    elif kind == "query":
+        raw = ds.data[ds.data > ds.threshold].tobytes()
+    elif kind == "column":          # column 5 of the chunks down the first column
+        raw = ds.data[:per_call * k, 5:6].tobytes()
+    else:
+        step = 4 if kind == "strided" else 1
+        raw = b"".join(np.ascontiguousarray(
+            ds.data[i // cols * k:(i // cols + 1) * k:step, i % cols * k:(i % cols + 1) * k:step]
+        ).tobytes() for i in range(min(per_call, ds.chunks)))
+    return round(len(raw) / len(zstandard.ZstdCompressor(level=1).compress(raw)), 2)
+
+
 def sim_record(a, ds, kind, dn_ms, fn_ms) -> dict:
     """One read as bench/offload_sim.py's validation describes it."""
     rec = {"kind": kind, "codec": ds.codec, "chunks": ds.chunks, "chunk_bytes": 4 * ds.chunk ** 2,
@@ -160,11 +218,18 @@ def sim_record(a, ds, kind, dn_ms, fn_ms) -> dict:
            "s3_latency_ms": a.latency_ms, "jitter_ms": a.jitter_ms, "cores": os.cpu_count(),
            "dn_ms": round(dn_ms, 1), "lambda_ms": round(fn_ms, 1),
            "ratio": stored_ratio(ds), "dataset_chunks": ds.chunks}
+    loads = dn_loads(ds, a.dn)
+    if loads:                       # the real placement, not a random one
+        rec["dn_chunks"] = loads
+    rec["per_call"] = sn_per_call(a, ds, kind)
+    rec["answer_ratio"] = answer_ratio(ds, kind, rec["per_call"])
     # a dataset's reads run one after another: the first meets another dataset's chunks
-    # in the DN caches, the later ones find a share of its own still there
+    # in the DN caches, the later ones find what fits of its own still there: the caches
+    # have room for this share of the dataset, decoded (above 1: room to spare; grids
+    # before 2026-12-01 01:00 charged a chunk its stored bytes: x ratio)
     cache = a.dn * parse_size(a.dn_cache)
     rec["cached"] = 0.0 if kind == a.kinds.split(",")[0] else \
-        round(min(1.0, cache / (ds.chunks * rec["chunk_bytes"])), 3)
+        round(cache / (ds.chunks * rec["chunk_bytes"]), 3)
     if kind == "strided":
         rec.update(stride=4, strided_dims=2)
     elif kind == "column":          # one column of chunks

@@ -8,21 +8,23 @@
 What is simulated (bench/OFFLOAD_SIM.md has the parameter values and their sources):
 
 - DN plan: the SN turns the selection into chunk tasks and sends each DN its share in
-  one call (chunk i -> DN i mod N, or hashed); a call costs the SN and the DN a fixed
-  CPU. Per DN: S3 GETs through a pool of `connections` (a chunk waits for a free
-  connection; a GET takes a lognormal first-byte latency plus size / per-connection
-  throughput), then the DN's network interface, then its one core (SDK CPU per GET,
-  decode, select, frame the answer), then its link to the SN. The SN's one core
-  assembles the pieces of all DNs in arrival order. A chunk the DN holds decoded in its
-  cache skips the GET and the decode; each DN's cache holds an even share of the cached
-  part of the dataset. A query takes its chunks in order with a window of loads ahead.
+  one call (chunk i -> DN i mod N, hashed, or as the dataset really lies); a call
+  costs the SN and the DN a fixed CPU. Per DN: S3 GETs through a pool of `connections`
+  (a chunk waits for a free connection; a GET takes a lognormal first-byte latency plus
+  size / per-connection throughput), then the DN's network interface, then its one
+  core (SDK CPU per GET, decode, select, frame the answer), then its link to the SN. The
+  SN's one core assembles the pieces of all DNs in arrival order. A chunk the DN holds
+  decoded in its cache skips the GET and the decode; each DN's cache has room for an
+  even share of the cached part of the dataset. A query takes its chunks in order with
+  a window of loads ahead.
 - Lambda plan: the chunks go out in invocations of `per_call` chunks. An invocation
   takes one of `max_concurrency` slots, the SN's core spends CPU to send it, the call
   pays the invoke overhead (plus a cold start when it is the first use of a new
   instance and that instance is cold), the function fetches its chunks through 16
-  connections, then decodes, selects and base64-encodes on its CPU share (memory/1769
-  of a vCPU), the answer travels back (locally through one relaying gateway process),
-  the slot is freed, and the SN's core base64-decodes and copies the answer. Both plans
+  connections, then decodes, selects, zstd-compresses an answer that shrinks by a fifth
+  (chunk_read's rule) and base64-encodes on its CPU share (memory/1769 of a vCPU), the
+  answer travels back (locally through one relaying gateway process), the slot is
+  freed, and the SN's core base64-decodes, decompresses and copies the answer. Both plans
   pay the same per-request costs (the SN's and the client's CPU, a query's JSON).
 
 Every resource is a FIFO queue in front of c servers. Where jobs flow one way through a
@@ -75,6 +77,10 @@ class Read:
                                   # the other (h5cloud: 8 MiB pages for big binary reads)
     dataset_chunks: int | None = None   # the dataset's chunks, which the read's are spread
                                   # over evenly (None: the read covers its dataset)
+    dn_chunks: tuple | None = None    # the dataset's chunks on DN 0, 1, ... (its real
+                                  # placement; None: dn.placement decides)
+    answer_ratio: float | None = None   # what zstd level 1 makes of a Lambda answer's bytes
+                                  # (raw / compressed; None: they do not compress)
 
     def stored_bytes(self) -> float:
         ratio = self.ratio if self.ratio else (1.0 if self.codec == "none" else 3.0)
@@ -120,6 +126,11 @@ class Cpu:
         "query": 500.0})
     frame_mb_s: float = 2000.0    # a DN writes the selected bytes into its answer frame
     b64enc_mb_s: float = 1500.0   # the function's base64 + JSON (per base64 byte)
+    # chunk_read tries zstd level 1 on every answer of compress_min bytes or more, and
+    # sends it compressed when that saves 20 %; per raw answer byte (None: not counted).
+    # AWS: the dev VM's rates x 2 (it runs ~2x slower than a 3 GHz core)
+    zstd_try_mb_s: float | None = 1300.0  # a try that does not pay (incompressible bytes)
+    zstd_pack_mb_s: float | None = 460.0  # compressing bytes that do compress
 
     def select_ms(self, r: Read) -> float:
         scan = self.scan_mb_s.get(r.kind)
@@ -152,8 +163,9 @@ class DataNodes:
     core: float = 1.0             # a DN is one Python process: one core
     nic_mb_s: float = 1250.0 / 4  # S3 bytes in: m5.xlarge 10 Gbit/s burst, 4 DNs share it
     link_mb_s: float = 1000.0     # DN -> SN
-    cached: float = 0.0           # the DN caches hold this share of the read's dataset,
-                                  # decoded: each DN cached * dataset chunks / count
+    cached: float = 0.0           # the DN caches have room for this share of the read's
+                                  # dataset and hold what fits: each DN has room for
+                                  # cached * dataset chunks / count (above 1: to spare)
     placement: str = "even"       # even: chunk i -> DN i mod count; hash: each chunk to a
                                   # DN at random (h5cloud: md5 of the chunk id)
     cache_bytes: int | None = None    # each DN's chunk cache (validation: what `cached` of a
@@ -181,6 +193,8 @@ class Lambda:
     get_ms: float | None = None   # the function's CPU per GET (None: cpu.get_ms)
     fetch_then_decode: bool = True    # chunk_read fetches all its chunks, then decodes
     payload_limit: int = 6_000_000    # a synchronous answer (and request): 6 MB
+    compress_min: int = 64 * 1024     # chunk_read: answers of fewer raw bytes go as they are
+    compress_gain: float = 0.8        # ... and compressed ones only when at most 0.8 of raw
     return_mb_s: float = 100.0    # the answer's way back through the Lambda service
     relay_mb_s: float | None = None   # local only: the Invoke gateway, one process, relays
                                   # each answer (base64 bytes of CPU per second); None: none
@@ -202,6 +216,8 @@ class ServiceNode:
     event_chunk_us: float = 15.0  # a chunk's entry in the event JSON
     answer_cpu_ms: float = 0.5    # receiving one answer (HTTP, json.loads)
     ingest_mb_s: float = 1000.0   # base64 bytes decoded per second
+    unpack_mb_s: float | None = 1640.0    # zstd decompression of a compressed answer, per
+                                  # raw byte (None: not counted); AWS: the VM's x 2
     dn_call_ms: float = 0.0       # CPU per DN call: build and send it, read the answer
     client_mb_s: float | None = None  # the answer on to the client (None: not counted)
     request_ms: float = 0.0       # per request, both plans: wall time besides the CPU below
@@ -254,7 +270,9 @@ def preset(name: str) -> Scenario:
             cpu=Cpu(get_ms=1.5,             # DN GET: fitted (2.0 measured alone, see .md)
                     chunk_ms=0.08,          # a cached chunk in a DN call (measured 11-30)
                     scan_mb_s={"query": 2000.0},    # mask + take: 0.6-0.8 ms per 1.5 MiB
-                    b64enc_mb_s=130.0,      # base64 + zstd try + json.dumps (microbenchmark)
+                    b64enc_mb_s=154.0,      # base64 + json.dumps (microbenchmark)
+                    zstd_try_mb_s=625.0,    # zstd level 1 on bytes it cannot shrink
+                    zstd_pack_mb_s=230.0,   # ... and on values_of's, 2.16x (12-01)
                     frame_mb_s=1000.0,
                     decode_mb_s={"none": 2000.0, "deflate": 250.0, "zstd": 600.0}),
             dn=DataNodes(count=4, nic_mb_s=2000.0, link_mb_s=1000.0,
@@ -271,6 +289,7 @@ def preset(name: str) -> Scenario:
             sn=ServiceNode(task_us=20.0, copy_mb_s=1000.0, chunk_us=40.0, invoke_cpu_ms=4.0,
                            event_chunk_us=30.0, answer_cpu_ms=1.0,
                            ingest_mb_s=200.0,   # json.loads + base64 (microbenchmark)
+                           unpack_mb_s=820.0,   # zstd decompress (microbenchmark 12-01)
                            dn_call_ms=0.6,      # per DN call (measured 11-30)
                            client_mb_s=400.0,
                            request_ms=0.15,     # 2.7 ms wall - 2.55 ms CPU (measured 11-30)
@@ -416,22 +435,32 @@ def dn_rows(sc: Scenario, rnd: dict) -> tuple:
     order (idx padded with n), the misses first.
 
     The read's chunks are spread evenly over its dataset's, and the dataset's are placed
-    on the DNs (chunk i -> DN i mod count, or hashed). Each DN's cache holds an even share
-    of the cached part of the dataset, cached * dataset / count chunks, so a DN that owns
-    more of the dataset misses the share of its chunks its cache has no room for. A query
+    on the DNs (chunk i -> DN i mod count, or hashed; or as the read's dn_chunks say, the
+    dataset's real loads, when it gives them: then the read's chunks are shared out in
+    proportion to those loads). Each DN's cache has room for an even share of the cached
+    part of the dataset, cached * dataset / count chunks (cached > 1: room to spare), so
+    a DN that owns more of the dataset misses the share of its chunks its cache has no
+    room for. A query
     that takes its chunks in order (query_window) and starts with misses evicts the
     cached chunks beyond its window before it reaches them (LRU): it finds only those in
     its first window."""
     d, r, n = sc.dn, sc.read, sc.read.chunks
     size = max(n, r.dataset_chunks or n)
-    if d.placement == "hash":
-        owner = np.minimum((rnd["dn"][:size] * d.count).astype(int), d.count - 1)
-    elif d.placement == "even":
-        owner = np.arange(size) % d.count
+    if r.dn_chunks is not None:
+        loads = np.asarray(r.dn_chunks, dtype=float)
+        if len(loads) != d.count or loads.sum() <= 0 or (loads < 0).any():
+            raise ValueError(f"dn_chunks {r.dn_chunks} do not fit {d.count} DNs")
+        dn = share_out(loads, n)
+        owned = loads * size / loads.sum()      # a page of the dataset: its share of them
     else:
-        raise ValueError(f"unknown placement {d.placement!r} (even, hash)")
-    dn = owner[np.arange(n) * size // n]
-    owned = np.bincount(owner, minlength=d.count)
+        if d.placement == "hash":
+            owner = np.minimum((rnd["dn"][:size] * d.count).astype(int), d.count - 1)
+        elif d.placement == "even":
+            owner = np.arange(size) % d.count
+        else:
+            raise ValueError(f"unknown placement {d.placement!r} (even, hash)")
+        dn = owner[np.arange(n) * size // n]
+        owned = np.bincount(owner, minlength=d.count)
     owners, row = np.unique(dn, return_inverse=True)
     counts = np.bincount(row)
     order = np.argsort(row, kind="stable")
@@ -445,6 +474,16 @@ def dn_rows(sc: Scenario, rnd: dict) -> tuple:
     if r.kind == "query" and d.query_window:
         cached &= (col < d.query_window) | (misses == 0)[:, None]
     return idx, cached & (idx < n)
+
+
+def share_out(loads, n: int) -> np.ndarray:
+    """n chunks in order, each given a DN: DN d gets its share of n by loads (largest
+    remainders), its chunks spread evenly among the others'."""
+    want = n * loads / loads.sum()
+    got = np.floor(want).astype(int)
+    got[np.argsort(got - want, kind="stable")[:n - got.sum()]] += 1
+    where = np.concatenate([(np.arange(k) + 0.5) / k for k in got if k])
+    return np.repeat(np.arange(len(got)), got)[np.argsort(where, kind="stable")]
 
 
 def windowed(start, fetch, nic, work, window: int):
@@ -573,6 +612,31 @@ def answer_bytes(r: Read, chunks) -> np.ndarray:
     return 4 * np.ceil(chunks * r.return_bytes() / 3) + chunks * r.json_bytes() + 200
 
 
+def per_mb(nbytes, mb_s):
+    """ms to work through nbytes at mb_s MB/s (0 when the rate is not counted)."""
+    return nbytes / (mb_s * 1e3) if mb_s else 0.0 * nbytes
+
+
+def answer_packing(sc: Scenario, chunks) -> tuple:
+    """(tried, packed) for answers of `chunks` chunks: chunk_read tries zstd level 1 on an
+    answer of compress_min raw bytes or more, and sends the compressed bytes when they are
+    at most compress_gain of the raw ones (lambda_function.py: COMPRESS_MIN, _GAIN)."""
+    r, fn = sc.read, sc.fn
+    tried = np.asarray(chunks, dtype=float) * r.return_bytes() >= fn.compress_min
+    pays = bool(r.answer_ratio) and 1 / r.answer_ratio <= fn.compress_gain
+    return tried, tried & pays
+
+
+def sent_bytes(sc: Scenario, chunks) -> np.ndarray:
+    """Bytes of a chunk_read answer as it travels (answer_bytes, of the compressed data
+    when chunk_read compressed it)."""
+    r = sc.read
+    chunks = np.asarray(chunks, dtype=float)
+    _, packed = answer_packing(sc, chunks)
+    data = chunks * r.return_bytes() / np.where(packed, r.answer_ratio or 1.0, 1.0)
+    return 4 * np.ceil(data / 3) + chunks * r.json_bytes() + 200
+
+
 def answer_fit(sc: Scenario) -> int:
     """The most chunks one answer can carry within the payload limit (0: not one)."""
     r, limit = sc.read, sc.fn.payload_limit
@@ -600,12 +664,20 @@ def batch_sizes(sc: Scenario) -> list:
     return [b for b in ladder if spread <= b < fit] + [fit]
 
 
-def lambda_cpu_ms(sc: Scenario) -> float:
-    """CPU time one chunk costs inside the function, at its CPU share."""
+def lambda_cpu_ms(sc: Scenario, chunks=None):
+    """CPU time one chunk costs inside the function, at its CPU share, in an answer of
+    `chunks` chunks (None: the fullest answer; an array: one value each): fetch, decode,
+    select, and its share of the answer's zstd (a try, or the compression that is sent),
+    base64 and JSON."""
     r, cpu = sc.read, sc.cpu
-    encode = r.return_bytes() * 4 / 3 / (cpu.b64enc_mb_s * 1e3)
-    return (cpu.fetch_decode_ms(r, sc.fn.get_ms) + cpu.select_ms(r) + cpu.chunk_ms + encode) \
-        / sc.fn.share()
+    tried, packed = answer_packing(sc, max(1, answer_fit(sc)) if chunks is None else chunks)
+    ret = r.return_bytes()
+    zstd = np.where(packed, per_mb(ret, cpu.zstd_pack_mb_s),
+                    np.where(tried, per_mb(ret, cpu.zstd_try_mb_s), 0.0))
+    encode = ret / np.where(packed, r.answer_ratio or 1.0, 1.0) * 4 / 3 / (cpu.b64enc_mb_s * 1e3)
+    ms = (cpu.fetch_decode_ms(r, sc.fn.get_ms) + cpu.select_ms(r) + cpu.chunk_ms + zstd +
+          encode) / sc.fn.share()
+    return float(ms) if np.ndim(ms) == 0 else ms
 
 
 def _lambda_page(sc: Scenario, rnd: dict, one_pass=True) -> Result:
@@ -633,11 +705,13 @@ def batch_split(n: int, per_call: int) -> np.ndarray:
 
 
 def sn_work(sc: Scenario, sizes) -> tuple:
-    """The SN core's ms to send each invocation and to ingest its answer."""
+    """The SN core's ms to send each invocation and to ingest its answer (json.loads and
+    base64 of the bytes sent, zstd decompression when they were compressed)."""
     r, sn = sc.read, sc.sn
-    answers = answer_bytes(r, sizes)
+    _, packed = answer_packing(sc, sizes)
     send = sn.invoke_cpu_ms + sizes * sn.event_chunk_us / 1e3
-    ingest = sn.answer_cpu_ms + answers / (sn.ingest_mb_s * 1e3) + \
+    ingest = sn.answer_cpu_ms + sent_bytes(sc, sizes) / (sn.ingest_mb_s * 1e3) + \
+        packed * per_mb(sizes * r.return_bytes(), sn.unpack_mb_s) + \
         sizes * (sn.chunk_us / 1e3 + r.return_bytes() / (sn.copy_mb_s * 1e3))
     return send, ingest
 
@@ -648,7 +722,7 @@ def latency_bound(sc: Scenario, per_call: int) -> float:
     n, fn = sc.read.chunks, sc.fn
     send, ingest = sn_work(sc, batch_split(n, per_call))
     t0 = n * sc.sn.task_us / 1e3
-    one = send[0] + fn.invoke_ms[0] + per_call * lambda_cpu_ms(sc) + ingest[0]
+    one = send[0] + fn.invoke_ms[0] + per_call * lambda_cpu_ms(sc, per_call) + ingest[0]
     return t0 + max(float(send.sum() + ingest.sum()), one)
 
 
@@ -661,12 +735,12 @@ def _lambda_batches(sc: Scenario, rnd: dict, per_call: int, one_pass: bool) -> R
     valid = idx < n
     service = np.where(valid, fetch_ms(sc, rnd, np.minimum(idx, n - 1)), 0.0)
     fetched = pool(service, fn.connections)
-    work = np.where(valid, lambda_cpu_ms(sc), 0.0)
+    work = np.where(valid, lambda_cpu_ms(sc, sizes)[:, None], 0.0)
     if fn.fetch_then_decode:
         body = fetched.max(axis=1) + work.sum(axis=1)
     else:
         body = fifo1(np.sort(fetched, axis=1), work).max(axis=1)
-    answers = answer_bytes(r, sizes)
+    answers = sent_bytes(sc, sizes)
     back = answers / (fn.return_mb_s * 1e3)
     overhead = fn.invoke_ms[0] + (fn.invoke_ms[1] - fn.invoke_ms[0]) * rnd["invoke"][:calls]
     # the first max_concurrency invocations each start a new instance; later ones reuse one
@@ -692,8 +766,9 @@ def _lambda_batches(sc: Scenario, rnd: dict, per_call: int, one_pass: bool) -> R
         calls * fn.price_request
     return Result(latency, cost, {
         "calls": calls, "per_call": per_call, "fit": answer_fit(sc), "cold_calls": colds,
-        "max_answer_bytes": int(answers.max()), "sn_busy_ms": t0 + core_ms,
-        "billed_ms": float(billed.sum())})
+        "max_answer_bytes": int(answer_bytes(r, sizes).max()), "sn_busy_ms": t0 + core_ms,
+        "billed_ms": float(billed.sum()), "packed_calls": int(answer_packing(sc, sizes)[1].sum()),
+        "sent_bytes": float(answers.sum())})
 
 
 def both(sc: Scenario) -> tuple[Result, Result]:
@@ -857,16 +932,21 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     give: stride, strided_dims, ratio, itemsize, rank, points, hit_rate (the read),
     pages (both plans) or dn_pages / lambda_pages, cold (true: new workers), per_call
     (the batch the real SN chose), jitter_ms (uniform 0..jitter added to the S3 latency),
-    cores (the machine's), cached (the share of the dataset the DN caches held decoded:
-    a read that follows another of the same dataset finds some still in the caches),
-    dataset_chunks (the dataset's chunks, when the read touches only some). Without
-    dataset_chunks, a cached share and the DNs' cache size (dn.cache_bytes) give it, as
-    the grid defines cached: min(1, DNs x cache / dataset bytes); for cached = 1 that is
-    the biggest dataset that fits, exact in the grid (64 chunks of 64 KiB, 4 x 1 MiB)."""
+    cores (the machine's), cached (the share of the dataset the DN caches have room for,
+    above 1 with room to spare: a read that follows another of the same dataset finds
+    what fits still in the caches; a DN's cache charges a chunk its stored bytes),
+    dataset_chunks (the dataset's chunks, when the read touches only some), dn_chunks
+    (the dataset's chunks on DN 0, 1, ...: its real placement, instead of random draws),
+    answer_ratio (what zstd level 1 makes of the function's answer bytes). Without
+    dataset_chunks, the sum of dn_chunks gives it, or else a cached share and the DNs'
+    cache size (dn.cache_bytes), as the grid defines cached: min(1, DNs x cache /
+    dataset bytes); for cached = 1 that is the biggest dataset that fits, exact in the
+    grid (64 chunks of 64 KiB, 4 x 1 MiB; the 30 ms grid counted decoded bytes, which its
+    data, compressed 1.08x, barely changes; later grids give dataset_chunks)."""
     read = {"kind": rec["kind"], "codec": rec["codec"], "chunks": int(rec["chunks"]),
             "chunk_bytes": int(rec["chunk_bytes"])}
     for key in ("itemsize", "rank", "ratio", "stride", "strided_dims", "points", "hit_rate",
-                "pages"):
+                "pages", "answer_ratio"):
         if rec.get(key) is not None:
             read[key] = rec[key]
     lat, jitter = float(rec["s3_latency_ms"]), float(rec.get("jitter_ms") or 0.0)
@@ -879,8 +959,15 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     dn = {"count": int(rec["dn_count"])}
     if rec.get("cached") is not None:
         dn["cached"] = float(rec["cached"])
+    if rec.get("dn_chunks") is not None:
+        read["dn_chunks"] = tuple(int(k) for k in rec["dn_chunks"])
+        if len(read["dn_chunks"]) != dn["count"]:
+            raise ValueError(f"dn_chunks for {len(read['dn_chunks'])} DNs, dn_count "
+                             f"{dn['count']}")
     if rec.get("dataset_chunks"):
         read["dataset_chunks"] = int(rec["dataset_chunks"])
+    elif read.get("dn_chunks"):
+        read["dataset_chunks"] = max(read["chunks"], sum(read["dn_chunks"]))
     elif rec.get("cached") and base.dn.cache_bytes:
         fits = dn["count"] * base.dn.cache_bytes / (dn["cached"] * read["chunk_bytes"])
         read["dataset_chunks"] = max(read["chunks"], round(fits))

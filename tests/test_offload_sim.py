@@ -354,3 +354,131 @@ def test_per_request_costs_and_a_querys_json_answer():
     col = scenario("column", "none", 200)           # binary: no JSON values
     assert sim.dn_plan(col.set(sn={"json_value_us": 2.0})).latency_ms == \
         sim.dn_plan(col).latency_ms
+
+
+# ---- the dataset's real placement, the DN cache in stored bytes, answer compression ----
+
+def test_a_records_real_placement_replaces_the_random_one():
+    """dn_chunks: the dataset's chunks on each DN. Loads that all fit the caches (16 of
+    64 KiB in 1 MiB) leave a cached read no misses, whatever the seed; one DN 4 over
+    misses 4. The random hashed placement of the same read does miss (seed 1)."""
+    def gets(loads, chunks=64, seed=1, **read):
+        sc = warm(chunks=chunks, count=4, placement="hash").set(
+            read={"dn_chunks": loads, "dataset_chunks": 64, **read}, seed=seed)
+        return sim.dn_plan(sc).detail["gets"]
+    assert [gets((16, 16, 16, 16), seed=s) for s in (1, 2, 3)] == [0, 0, 0]
+    assert sim.dn_plan(warm(chunks=64, count=4, placement="hash")).detail["gets"] > 0
+    assert gets((20, 16, 16, 12)) == 4
+    assert gets((16, 16, 16, 16), kind="query") == 0
+    assert gets((20, 16, 16, 12), kind="query") == 8        # its window thrashes, as before
+    # a column of 8 chunks of the dataset: shared out by the loads, 3 on the DN with 24
+    assert gets((16, 16, 16, 16), chunks=8) == 0
+    assert gets((24, 16, 12, 12), chunks=8) == 1            # 3 x (1 - 16/24)
+    assert np.bincount(sim.share_out(np.array([24.0, 16, 12, 12]), 8)).tolist() == [3, 2, 2, 1]
+    with pytest.raises(ValueError):
+        gets((32, 32))                                      # 2 loads for 4 DNs
+
+
+def test_a_record_may_give_its_placement_and_answer_ratio():
+    rec = {"kind": "strided", "codec": "zstd", "chunks": 64, "chunk_bytes": 65536,
+           "dn_count": 4, "workers": 8, "s3_latency_ms": 150, "cached": 2.2,
+           "dn_chunks": [20, 14, 15, 15], "answer_ratio": 2.0}
+    sc = sim.record_scenario(LOCAL, rec)
+    assert sc.read.dn_chunks == (20, 14, 15, 15) and sc.read.dataset_chunks == 64
+    assert sc.read.answer_ratio == 2.0
+    assert sim.dn_plan(sc).detail["gets"] == 0              # cached 2.2: room to spare
+    assert sim.dn_plan(sc.set(dn={"cached": 1.0})).detail["gets"] == 4
+    with pytest.raises(ValueError):
+        sim.record_scenario(LOCAL, {**rec, "dn_chunks": [32, 32]})
+
+
+def packing(ratio=2.16, kind="hyperslab", chunks=64, **parts):
+    return LOCAL.set(read={"kind": kind, "codec": "none", "chunks": chunks,
+                           "chunk_bytes": 64 * 1024, "answer_ratio": ratio}, **parts)
+
+
+def test_chunk_read_compresses_an_answer_when_it_saves_a_fifth():
+    """chunk_read tries zstd level 1 on answers of 64 KiB or more and sends the result
+    when it is at most 0.8 of the raw bytes."""
+    tried, packed = sim.answer_packing(packing(kind="strided"), [15, 16, 64])  # 4 KiB each
+    assert tried.tolist() == [False, True, True] and packed.tolist() == [False, True, True]
+    assert not sim.answer_packing(packing(1.2), [64])[1].any()          # saves < 20 %
+    assert not sim.answer_packing(packing(None), [64])[1].any()
+    raw = 16 * 64 * 1024
+    assert sim.sent_bytes(packing(), [16])[0] == pytest.approx(
+        4 * math.ceil(raw / 2.16 / 3) + 16 * 100 + 200)
+    assert sim.sent_bytes(packing(1.2), [16])[0] == sim.answer_bytes(packing().read, 16)
+    res = sim.lambda_plan(packing())
+    assert res.detail["packed_calls"] == res.detail["calls"]
+    assert res.detail["sent_bytes"] < 0.5 * sim.lambda_plan(packing(None)).detail["sent_bytes"]
+
+
+def test_each_answer_compression_term_costs_what_it_should():
+    """Per chunk of 64 KiB in a 16-chunk answer: the function pays the zstd try (answer
+    does not shrink) or the compression (it does) on the raw bytes, then base64 + JSON
+    on the bytes sent; the SN pays json.loads + base64 on the bytes sent and zstd
+    decompression on the raw ones; the gateway relays the bytes sent."""
+    ret, cpu, sn = 64 * 1024, LOCAL.cpu, LOCAL.sn
+    plain, packed = sim.lambda_cpu_ms(packing(None), 16), sim.lambda_cpu_ms(packing(), 16)
+    b64 = ret * 4 / 3 / (cpu.b64enc_mb_s * 1e3)
+    assert packed - plain == pytest.approx(
+        ret / (cpu.zstd_pack_mb_s * 1e3) - ret / (cpu.zstd_try_mb_s * 1e3) + b64 / 2.16 - b64)
+    strided = [sim.lambda_cpu_ms(packing(r, kind="strided"), n)      # 4 KiB a chunk
+               for r in (None, 2.16) for n in (15, 16)]
+    assert strided[0] == strided[2]                         # under 64 KiB: not even tried
+    assert strided[1] - strided[0] == pytest.approx(4096 / (cpu.zstd_try_mb_s * 1e3))
+    sizes = np.array([16])
+    _, ingest_plain = sim.sn_work(packing(None), sizes)
+    _, ingest_packed = sim.sn_work(packing(), sizes)
+    sent = sim.sent_bytes(packing(), sizes) - sim.sent_bytes(packing(None), sizes)
+    assert ingest_packed - ingest_plain == pytest.approx(
+        sent / (sn.ingest_mb_s * 1e3) + 16 * ret / (sn.unpack_mb_s * 1e3))
+    # and each rate shows in the plan's latency (a 2-core machine: all CPU counts)
+    base = sim.lambda_plan(packing()).latency_ms
+    for part, rate in (("cpu", "zstd_pack_mb_s"), ("sn", "unpack_mb_s")):
+        slower = packing(**{part: {rate: getattr(getattr(LOCAL, part), rate) / 4}})
+        assert sim.lambda_plan(slower).latency_ms > base + 5, rate
+    slower = packing(None, cpu={"zstd_try_mb_s": cpu.zstd_try_mb_s / 4})
+    assert sim.lambda_plan(slower).latency_ms > sim.lambda_plan(packing(None)).latency_ms + 5
+    relayed = [sim.lambda_plan(packing(r)).latency_ms -
+               sim.lambda_plan(packing(r, fn={"relay_mb_s": None})).latency_ms
+               for r in (2.16, None)]
+    assert relayed[0] < 0.7 * relayed[1]                    # fewer bytes through the gateway
+
+
+def test_the_grid_writes_the_real_placement_batches_and_answer_ratio():
+    """bench/offload_grid.py's sim_record: the dataset's DN loads by node_index of its
+    chunk ids, the SN's own batch size, zstd's ratio on an answer, and the cache's room
+    in decoded bytes (what the DN cache charges)."""
+    import types
+    sys.path.insert(0, str(PATH.parent))
+    spec = importlib.util.spec_from_file_location("offload_grid", PATH.parent / "offload_grid.py")
+    grid = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grid)
+    from server.core.ids import chunk_id, node_index
+    a = types.SimpleNamespace(dn=4, workers=8, latency_ms=150.0, jitter_ms=0.0,
+                              dn_cache="1m", kinds=",".join(sim.KINDS))
+    ds = grid.Dataset("deflate", 64, 128, 3)
+    assert grid.dn_loads(ds, 4) is None                     # no id yet
+    ds.did = "d-8f4b2a60-1c2d-4e5f-9a0b-123456789abc"
+    recs = {k: grid.sim_record(a, ds, k, 10.0, 20.0) for k in sim.KINDS}
+    loads = recs["strided"]["dn_chunks"]
+    want = np.bincount([node_index(chunk_id(ds.did, (r, c)), 4)
+                        for r in range(8) for c in range(8)], minlength=4)
+    assert loads == want.tolist() and sum(loads) == 64
+    assert recs["hyperslab"]["per_call"] == 16               # max(p_fn 16, 64 / 8 workers)
+    assert recs["hyperslab"]["answer_ratio"] > 1.5 > recs["hyperslab"]["ratio"] / 2
+    assert recs["hyperslab"]["cached"] == 0.0
+    assert recs["strided"]["cached"] == pytest.approx(4 * MiB / (64 * 65536), abs=1e-3)
+    for rec in recs.values():
+        sc = sim.record_scenario(LOCAL, rec)
+        assert sc.read.dn_chunks == tuple(loads) and sc.fn.per_call == rec["per_call"]
+
+
+@pytest.mark.parametrize("name,least", [("offload_grid_local.json", 88),
+                                        ("offload_grid_local_150ms.json", 88)])
+def test_the_grids_validate(name, least, capsys):
+    """The 30 ms grid the local preset was fitted to, and the 150 ms grid held out."""
+    assert sim.main(["--validate", str(PATH.parent / name)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert int(last.split(";")[1].split()[0]) >= least, last
