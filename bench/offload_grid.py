@@ -182,14 +182,17 @@ def read_work(ds, kind) -> tuple:
 
 
 def sn_per_call(a, ds, kind) -> int:
-    """Chunks per invocation as the SN batches this read: its cost model's rule for the
-    whole request (every page of a streamed read goes out in batches of that many)."""
+    """Chunks per invocation as the SN batches this read: its cost model's rule, per
+    page of a streamed read (a whole hyperslab: 8 MiB pages, as sim_record counts them).
+    Grids before 2026-12-01 01:00 used the whole request's batch on every page."""
     from server.config import load_settings
     from server.offload.cost import CostModel, Work
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     settings = load_settings(env={**env, "AWS_LAMBDA_MAX_INVOKE": str(a.workers)})
     chunks, returned = read_work(ds, kind)
-    return CostModel(settings).per_call(Work(chunks, 4 * ds.chunk ** 2, returned, ds.codec))
+    work = Work(chunks, 4 * ds.chunk ** 2, returned, ds.codec)
+    pages = max(1, -(-work.decoded_bytes * chunks // (8 << 20))) if kind == "hyperslab" else 1
+    return CostModel(settings).page_call(work, -(-chunks // pages))
 
 
 def answer_ratio(ds, kind, per_call) -> float:

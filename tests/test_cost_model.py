@@ -269,3 +269,15 @@ def test_codec_names_and_recent_chunks():
     recent.add(["a", "b", "c"], MB)
     recent.add(["d"], MB)                    # "a" is forgotten: the DN caches are full
     assert recent.count(["a", "b", "c", "d"]) == 3 and recent.bytes == 3 * MB
+
+
+def test_a_streamed_reads_pages_are_spread_over_the_functions():
+    """1,024 chunks of 64 KiB read in pages of 128, 8 functions: the request's own batch
+    is 64 chunks (4 MiB answers), which would leave 6 of 8 functions idle on each page
+    while each call ran 4 rounds of 16 GETs; a page goes out in 8 calls of 16."""
+    m = model(aws_lambda_max_invoke=8)
+    work = Work(1024, 64 * 1024, 1024 * 64 * 1024)
+    assert m.per_call(work) == 64
+    assert m.page_call(work, 128) == 16
+    assert m.page_call(work, 1024) == m.per_call(work)       # one page: the same rule
+    assert m.page_call(work, 3) == 3

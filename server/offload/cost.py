@@ -203,6 +203,15 @@ class CostModel:
         spread = math.ceil(work.chunks / max(1, c["max_invoke"]))
         return max(1, min(fit, max(c["fn_concurrency"], spread), work.chunks))
 
+    def page_call(self, work: Work, chunks: int) -> int:
+        """Chunks per invocation for a page of `chunks` of work's chunks (a streamed
+        read): the page spread over the functions by the same rule. The whole request's
+        batches could leave most functions idle while each call works through several
+        rounds of GETs, page after page."""
+        share = chunks / max(1, work.chunks)
+        return self.per_call(dataclasses.replace(
+            work, chunks=chunks, returned_bytes=int(work.returned_bytes * share)))
+
     def stages(self, plan: str, work: Work) -> dict:
         """The plan's features for work: each stage's ms at the analytic constants."""
         c = self.constants

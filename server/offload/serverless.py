@@ -251,8 +251,8 @@ class Offload:
         kind = offloadable(self.job, tasks)
         if kind is None:
             return False
-        fallbacks, calls = await self.executor.read(self.job, tasks, out, kind,
-                                                    self.model["per_call"])
+        per_call = self.executor.model.page_call(self.work, len(tasks))
+        fallbacks, calls = await self.executor.read(self.job, tasks, out, kind, per_call)
         self.fallbacks += fallbacks
         self.calls += calls
         return True
