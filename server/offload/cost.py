@@ -8,7 +8,8 @@ returned, and the codec. Each plan is a sum of its stages, the slowest stage bou
 the overlap:
 
   DN plan:     waiting behind the DNs' queue + max(fetch, decode) on each DN (one core
-               each, p_dn GETs at once) + the DNs' answers crossing to the SN
+               each, p_dn GETs at once, a query its window; decode counts each GET's
+               CPU too) + the DNs' answers crossing to the SN
   Lambda plan: waves of invocations, each: invoke overhead (+ a cold start where more
                instances run than have run before) + max(fetch, decode) on a CPU share
                proportional to the function's memory; then the SN ingests the base64
@@ -35,6 +36,9 @@ BASE64 = 4 / 3
 # decode throughput of one core per codec (MB/s of decoded bytes), refined by calibration
 DECODE_MB_S = {"none": 4000.0, "deflate": 250.0, "zstd": 900.0, "blosc": 1500.0,
                "lz4": 1500.0, "bitshuffle": 1000.0, "other": 300.0}
+# a GET's own CPU (signing, the request, reading the body) on one full core: a chunk
+# fetched costs it beside its decode, on a DN as in a function (dev VM: 2.0-2.5 ms)
+GET_CPU_MS = 2.0
 PLANS = ("dn", "lambda")
 DN_REQUEST_MS = 2.0     # a batch's round trip to the DNs, even when every chunk is cached
 MODES = {"auto": None, "always": "lambda", "never": "dn"}     # aws_lambda_offload
@@ -223,7 +227,7 @@ class CostModel:
             return {"fixed_ms": 1.0,
                     "queue": self.dn_queue_fn() / dns / c["dn_concurrency"] * c["dn_fetch_ms"],
                     "fetch": math.ceil(fetched / at_once) * c["dn_fetch_ms"],
-                    "decode": fetched * work.decoded_bytes / decode_mb_s,
+                    "decode": fetched * (work.decoded_bytes / decode_mb_s + GET_CPU_MS),
                     "send": work.returned_bytes / dns / (c["dn_link_mb_s"] * 1000)}
         b = self.per_call(work)
         calls = math.ceil(work.chunks / b)
@@ -233,7 +237,7 @@ class CostModel:
                 "cold": c["fn_cold_ms"] if min(calls, c["max_invoke"]) > self.warm else 0.0,
                 "invoke": waves * c["fn_invoke_ms"],
                 "fetch": waves * math.ceil(b / c["fn_concurrency"]) * c["fn_fetch_ms"],
-                "decode": waves * b * work.decoded_bytes / (decode_mb_s * cpu),
+                "decode": waves * b * (work.decoded_bytes / decode_mb_s + GET_CPU_MS) / cpu,
                 "ingest": work.returned_bytes * BASE64 / (c["sn_ingest_mb_s"] * 1000)}
 
     def estimate(self, plan: str, work: Work) -> float:
