@@ -1,6 +1,6 @@
 """The chunk_read Lambda as an executor of read tasks, and the decision, per request,
 whether it runs them (LAMBDA.md Part B; the model is cost.py). Batches of chunks go out
-through one aiobotocore Lambda client with bounded concurrency; a batch that fails
+through one Invoker (invoke.py: signed POSTs) with bounded concurrency; a batch that fails
 (function error, status >= 500, throttle, timeout, connection error) is read by the DNs
 instead."""
 import asyncio
