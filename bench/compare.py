@@ -7,7 +7,8 @@ stock HSDS 1.0.2 (installed into .venv-hsds on first use, run by ../shared/bench
 in its own network namespace) once each. Then, --runs rounds: probe the loopback ceiling
 (../shared/bench/loopback_limit.py), then run ../shared/bench/workload.py --repeat 1 once
 against each server (a fresh domain per run), the two taking turns at going first, so drift
-hits both; each run starts once the CPUs are quiet. Every figure is shown as median [min-max]
+hits both; each run starts after a sync() (the other's writes reach the disk before, not
+during, it) once the CPUs are quiet. Every figure is shown as median [min-max]
 per server; a target is judged on the median of the per-round ratios (h5cloud vs HSDS of the
 same round; read vs the ceiling of the same round). The machine's load is sampled every
 second. Prints a table and a JSON line.
@@ -85,6 +86,24 @@ class Load(threading.Thread):
         return {"load_mean": round(mean(loads), 2) if loads else None,
                 "load_max": round(max(loads), 2) if loads else None,
                 "cpu_busy_pct": round(mean(busy), 1) if busy else None, "seconds": len(s)}
+
+
+def dirty_kib() -> int:
+    """The page cache's dirty data not yet on disk, KiB (0 where /proc has no meminfo)."""
+    try:
+        with open("/proc/meminfo") as f:
+            return next((int(line.split()[1]) for line in f if line.startswith("Dirty:")), 0)
+    except OSError:
+        return 0
+
+
+def write_back() -> tuple:
+    """(dirty KiB before, seconds): sync() now. The kernel writes dirty pages back 30 s
+    after they were written, so a run's writes (HSDS's take a minute) would otherwise go
+    to disk during the other server's next run and bill it for that I/O."""
+    before, t0 = dirty_kib(), time.monotonic()
+    os.sync()
+    return before, time.monotonic() - t0
 
 
 def wait_quiet(busy_pct: float, most: float = 60) -> float:
@@ -223,6 +242,9 @@ def main():
             log(f"round {r}/{args.runs}: loopback ceiling {ceilings[-1]}")
             for s in servers if r % 2 else servers[::-1]:
                 load.phase = "settle"
+                dirty, took = write_back()
+                if dirty > 1024:
+                    log(f"synced {dirty / 1024:.0f} MiB of dirty pages in {took:.1f} s")
                 time.sleep(args.settle)
                 waited = wait_quiet(args.quiet)
                 if waited > 1:
