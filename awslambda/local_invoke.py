@@ -27,7 +27,9 @@ from aiohttp import web
 HANDLERS = {"chunk_read": "chunk_read_lambda.lambda_function.lambda_handler",
             "hslambda": "server.lambda_app.lambda_handler"}
 
-# runs inside each worker: one JSON request per line in, one JSON answer per line out
+# runs inside each worker: one JSON request per line in, one answer per line out: "R" and
+# the result's JSON (relayed as it is: megabytes of chunk_read answers are not parsed
+# again), or "E" and the error's
 WORKER = r'''
 import importlib, json, os, sys, time, traceback
 sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
@@ -46,11 +48,11 @@ for line in sys.stdin:
     try:
         if handler is None:
             handler = getattr(importlib.import_module(module_name), func_name)
-        answer = {"result": handler(request["event"], Context(request["context"]))}
+        line = "R" + json.dumps(handler(request["event"], Context(request["context"])))
     except Exception as e:
-        answer = {"error": {"errorMessage": str(e), "errorType": type(e).__name__,
-                            "stackTrace": traceback.format_exc().splitlines()}}
-    out.write(json.dumps(answer) + "\n")
+        line = "E" + json.dumps({"errorMessage": str(e), "errorType": type(e).__name__,
+                                 "stackTrace": traceback.format_exc().splitlines()})
+    out.write(line + "\n")
     out.flush()
 '''
 
@@ -65,7 +67,8 @@ class Worker:
             self.fn.runtime, "-c", WORKER, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, env=self.fn.env, limit=64 * 1024 * 1024)
 
-    async def invoke(self, event, context) -> dict:
+    async def invoke(self, event, context) -> tuple:
+        """(result JSON bytes, None) or (None, error dict)."""
         if self.proc is None or self.proc.returncode is not None:
             await self.start()
         self.proc.stdin.write((json.dumps({"event": event, "context": context}) + "\n")
@@ -76,14 +79,15 @@ class Worker:
         except asyncio.TimeoutError:
             self.proc.kill()
             await self.proc.wait()
-            return {"error": {"errorMessage":
-                              f"Task timed out after {self.fn.timeout:.2f} seconds",
-                              "errorType": "TimeoutError", "stackTrace": []}}
+            return None, {"errorMessage": f"Task timed out after {self.fn.timeout:.2f} seconds",
+                          "errorType": "TimeoutError", "stackTrace": []}
         if not line:
             code = await self.proc.wait()
-            return {"error": {"errorMessage": f"Runtime exited with status {code}",
-                              "errorType": "Runtime.ExitError", "stackTrace": []}}
-        return json.loads(line)
+            return None, {"errorMessage": f"Runtime exited with status {code}",
+                          "errorType": "Runtime.ExitError", "stackTrace": []}
+        if line[:1] == b"R":    # relayed without a copy: answers run to megabytes
+            return memoryview(line)[1:len(line) - line.endswith(b"\n")], None
+        return None, json.loads(line[1:])
 
     async def stop(self):
         if self.proc and self.proc.returncode is None:
@@ -154,13 +158,12 @@ async def invoke(request):
     if kind == "Event":
         asyncio.ensure_future(run())
         return web.Response(status=202)
-    answer = await run()
+    result, error = await run()
     headers = {"X-Amz-Executed-Version": "$LATEST", "x-amzn-RequestId": request_id}
-    if "error" in answer:
+    if error is not None:
         headers["X-Amz-Function-Error"] = "Unhandled"
-        return web.json_response(answer["error"], headers=headers)
-    return web.Response(body=json.dumps(answer["result"]).encode(), headers=headers,
-                        content_type="application/json")
+        return web.json_response(error, headers=headers)
+    return web.Response(body=result, headers=headers, content_type="application/json")
 
 
 def make_app(functions: dict) -> web.Application:

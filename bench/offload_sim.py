@@ -287,13 +287,16 @@ def preset(name: str) -> Scenario:
                       get_ms=1.9,               # chunk_read's urllib3 signed GET: 2.5
                                                 # alone (256 KiB, moto, 11-30) x 0.75, the
                                                 # DN's grid/alone discount (12-01 grids)
-                      relay_mb_s=170.0),        # gateway: json.loads + dumps (microbenchmark)
+                      relay_mb_s=550.0),        # gateway: readline of the worker's answer,
+                                                # relayed unparsed (microbenchmark 12-01;
+                                                # json.loads + dumps before: 170)
             sn=ServiceNode(task_us=20.0, copy_mb_s=1000.0, chunk_us=40.0,
                            invoke_cpu_ms=3.0,   # 4.0 with aiobotocore; offload/invoke.py
                                                 # saves 1.0 ms a call (1.7-1.9 -> 0.7-0.9)
                            event_chunk_us=4.0,  # event + json.dumps (microbenchmark 12-01)
                            answer_cpu_ms=1.0,
-                           ingest_mb_s=200.0,   # json.loads + base64 (microbenchmark)
+                           ingest_mb_s=700.0,   # json.loads + pybase64 (microbenchmark
+                                                # 12-01; the stdlib's base64 before: 200)
                            unpack_mb_s=820.0,   # zstd decompress (microbenchmark 12-01)
                            dn_call_ms=0.6,      # per DN call (measured 11-30)
                            client_mb_s=400.0,
@@ -982,11 +985,24 @@ def record_scenario(base: Scenario, rec: dict) -> Scenario:
     return sc
 
 
-def validate(path: str, base: Scenario) -> str:
+def validate(path: str, base: Scenario, current: bool = False) -> str:
+    """A file is a list of measurements, or {"code": what ran, "set": the parameters in
+    which that code differs from the preset's (sc.set() arguments), "records": [...]}:
+    measurements of older code. current: leave "set" (and each record's per_call) out, so
+    the table says what the current code would do on the same reads."""
     with open(path) as f:
         records = json.load(f)
+    if isinstance(records, dict):
+        if not current:
+            try:
+                base = base.set(**records.get("set", {}))
+            except (TypeError, ValueError) as e:
+                raise SystemExit(f"{path}: bad set: {e}") from None
+        records = records.get("records")
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         raise SystemExit(f"{path}: expected a JSON list of measurement objects")
+    if current:     # the batches the older SN chose are not the current one's
+        records = [{k: v for k, v in r.items() if k != "per_call"} for r in records]
     lines = [f"{'kind':10s}{'codec':8s}{'chunks':>7s}{'KiB':>6s}{'DN':>4s}{'wkr':>4s}"
              f"{'S3ms':>5s}   {'DN sim':>7s}{'meas':>7s}{'ratio':>7s}   "
              f"{'λ sim':>7s}{'meas':>7s}{'ratio':>7s}"]
@@ -1028,6 +1044,8 @@ def main(argv=None) -> int:
     p.add_argument("--preset", choices=("aws", "local"), default=None,
                    help="parameter preset (default: aws; local with --validate)")
     p.add_argument("--validate", metavar="FILE.json", help="compare with local measurements")
+    p.add_argument("--current", action="store_true", help="with --validate: ignore the "
+                   "file's \"set\" (older code's parameters): the current code on its reads")
     p.add_argument("--plot", metavar="PNG", help="latency vs chunk count, log-log")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cores", type=float, help="the machine's cores (local preset: 2); on a "
@@ -1048,7 +1066,7 @@ def main(argv=None) -> int:
         base = base.set(machine={"cores": a.cores})
     if a.validate:
         print(f"preset {a.preset or 'local'}: simulated vs measured (ms)\n")
-        print(validate(a.validate, base))
+        print(validate(a.validate, base, a.current))
         return 0
     if a.kind:
         sc = base.set(read={"kind": a.kind, "codec": a.codec, "chunks": a.chunks,

@@ -317,7 +317,7 @@ def test_a_cold_query_is_slower_on_the_dns_than_a_strided_read_of_the_same_chunk
 
 def test_a_bigger_lambda_answer_costs_the_relay_more():
     sc = LOCAL.set(read={"kind": "hyperslab", "codec": "none", "chunks": 64,
-                         "chunk_bytes": 64 * 1024})
+                         "chunk_bytes": 64 * 1024}, fn={"relay_mb_s": 170.0})  # one that parsed
     slow = sim.lambda_plan(sc)
     none = sim.lambda_plan(sc.set(fn={"relay_mb_s": None}))
     assert slow.latency_ms > none.latency_ms + 10           # 5.6 MB at 170 MB/s, one process
@@ -480,10 +480,34 @@ def test_the_grid_writes_the_real_placement_batches_and_answer_ratio():
                                         ("offload_grid_local.json", 87),
                                         ("offload_grid_local_150ms.json", 87),
                                         ("offload_grid_local_pages.json", 8),
-                                        ("offload_grid_local_150ms_cold.json", 87)])
+                                        ("offload_grid_local_150ms_cold.json", 87),
+                                        ("offload_issue11_16core.json", 11)])
 def test_the_grids_validate(name, least, capsys):
     """The current code's grids (2026-12-01, 30 and 150 ms per GET: the reference now),
     and the older ones, measured before the SN's own Invoke POST (OFFLOAD_SIM.md)."""
     assert sim.main(["--validate", str(PATH.parent / name)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert int(last.split(";")[1].split()[0]) >= least, last
+
+
+def test_a_file_of_older_code_carries_its_parameters(tmp_path, capsys):
+    """{"set", "records"}: the records ran with "set"'s parameters; --current leaves them
+    (and the older SN's per_call) out and prints what the current code would do."""
+    rec = {"kind": "strided", "codec": "none", "chunks": 300, "chunk_bytes": 262144,
+           "dn_count": 4, "workers": 48, "s3_latency_ms": 30, "cores": 16, "stride": 32,
+           "strided_dims": 1, "per_call": 7, "lambda_ms": 300}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"set": {"sn": {"ingest_mb_s": 50.0}}, "records": [rec]}))
+
+    def lambda_sim(*extra):
+        assert sim.main(["--validate", str(path), *extra]) == 0
+        row = capsys.readouterr().out.splitlines()[3]
+        return float(row.split()[-3])
+
+    slow, now = lambda_sim(), lambda_sim("--current")
+    sc = sim.record_scenario(LOCAL, rec)
+    assert slow == round(sim.lambda_plan(sc.set(sn={"ingest_mb_s": 50.0})).latency_ms)
+    assert now == round(sim.lambda_plan(sc.set(fn={"per_call": None})).latency_ms) < slow
+    path.write_text(json.dumps({"set": {"sn": {"no_such": 1}}, "records": [rec]}))
+    with pytest.raises(SystemExit):
+        sim.main(["--validate", str(path)])

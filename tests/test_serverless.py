@@ -330,3 +330,24 @@ def test_failed_invocations_fall_back_to_the_dns(stack, tmp_path, moto_endpoint,
         endpoint.terminate()
         endpoint.wait(10)
 
+
+
+def test_an_answer_is_decoded_strictly():
+    """decode_answer undoes base64 (and zstd); data that is not clean base64 raises, so
+    the invocation counts as failed and its chunks go to the DNs (call())."""
+    import base64
+    import json
+
+    import zstandard
+
+    from server.offload.serverless import decode_answer
+    raw = bytes(range(256)) * 300
+    plain = {"status": 200, "data": base64.b64encode(raw).decode(), "parts": []}
+    assert decode_answer(json.dumps(plain).encode())["data"] == raw
+    packed = {**plain, "encoding": "zstd",
+              "data": base64.b64encode(zstandard.ZstdCompressor().compress(raw)).decode()}
+    assert decode_answer(json.dumps(packed).encode())["data"] == raw
+    for bad in ("not base64!", plain["data"][:-1], "QUJD\nREVG"):
+        with pytest.raises(ValueError):      # binascii.Error is a ValueError
+            decode_answer(json.dumps({**plain, "data": bad}).encode())
+    assert decode_answer(b'{"status": 500}') == {"status": 500}
