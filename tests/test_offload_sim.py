@@ -481,7 +481,8 @@ def test_the_grid_writes_the_real_placement_batches_and_answer_ratio():
                                         ("offload_grid_local_150ms.json", 87),
                                         ("offload_grid_local_pages.json", 8),
                                         ("offload_grid_local_150ms_cold.json", 87),
-                                        ("offload_issue11_16core.json", 11)])
+                                        ("offload_issue11_16core.json", 11),
+                                        ("offload_grid_local_ingest.json", 86)])
 def test_the_grids_validate(name, least, capsys):
     """The current code's grids (2026-12-01, 30 and 150 ms per GET: the reference now),
     and the older ones, measured before the SN's own Invoke POST (OFFLOAD_SIM.md)."""
