@@ -10,7 +10,8 @@ against each server (a fresh domain per run), the two taking turns at going firs
 hits both; each run starts after a sync() (the other's writes reach the disk before, not
 during, it) once the CPUs are quiet. Every figure is shown as median [min-max]
 per server; a target is judged on the median of the per-round ratios (h5cloud vs HSDS of the
-same round; read vs the ceiling of the same round). The machine's load is sampled every
+same round; read vs the ceiling of the same round). The machine's speed is probed each round
+(a fixed Python loop) and its load sampled every
 second. Prints a table and a JSON line.
 """
 import argparse
@@ -126,6 +127,16 @@ def last_json(text: str) -> dict:
     raise RuntimeError("no JSON line in:\n" + text[-2000:])
 
 
+def speed_probe() -> float:
+    """ms of a fixed pure-Python loop on an idle machine: how fast the machine is this
+    round (a shared VM's speed drifts, by 2x in a day on the development VM)."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return round((time.perf_counter() - t0) * 1000, 1)
+
+
 def loopback() -> dict:
     from server.launch import free_ports
     out = subprocess.run([sys.executable, str(SHARED / "loopback_limit.py"), str(free_ports(1))],
@@ -232,14 +243,17 @@ def main():
             "figures will be noisy")
     load = Load()
     load.start()
-    ceilings, runs = [], []
+    ceilings, runs, probes = [], [], []
     stack = contextlib.ExitStack()
     try:
         servers = [start_h5cloud(stack, args)] + ([] if args.skip_hsds else [start_hsds(stack, args)])
         for r in range(1, args.runs + 1):
             load.phase = f"ceiling {r}"
+            wait_quiet(args.quiet)
+            probes.append(speed_probe())
             ceilings.append(loopback())
-            log(f"round {r}/{args.runs}: loopback ceiling {ceilings[-1]}")
+            log(f"round {r}/{args.runs}: speed probe {probes[-1]} ms, loopback ceiling "
+                f"{ceilings[-1]}")
             for s in servers if r % 2 else servers[::-1]:
                 load.phase = "settle"
                 dirty, took = write_back()
@@ -282,7 +296,8 @@ def main():
     ceil_r = [c["loopback_read_MiBps"] for c in ceilings]
     ceil_w = [c["loopback_write_MiBps"] for c in ceilings]
     print(f"\nscale {args.scale}, {args.dn} DNs, {args.runs} interleaved runs per server; "
-          f"loopback ceiling read {spread(ceil_r)} write {spread(ceil_w)} MiB/s")
+          f"loopback ceiling read {spread(ceil_r)} write {spread(ceil_w)} MiB/s; speed probe "
+          f"{spread(probes)} ms (a fixed Python loop, per round: {probes})")
     print(f"{'figure':25s} {'unit':6s} {'h5cloud med [min-max]':>24s} {'HSDS med [min-max]':>24s} "
           f"{'ratio med [min-max]':>22s}  target")
     for key, unit, better, target in TARGETS:
@@ -316,7 +331,7 @@ def main():
     for n in names:
         print(f"{n} h5pyd check: {by[n][1].get('h5pyd_check')}")
     print(json.dumps({"scale": args.scale, "dn": args.dn, "runs": args.runs, "load": load_all,
-                      "ceilings": ceilings, "samples": samples, "ratios": ratios, "detail": runs}))
+                      "ceilings": ceilings, "speed_probe_ms": probes, "samples": samples, "ratios": ratios, "detail": runs}))
 
 
 if __name__ == "__main__":
