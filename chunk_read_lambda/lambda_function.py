@@ -10,7 +10,6 @@ Answer: {"status", "data" (base64 of the parts), "parts": [{"id", "offset", "siz
 "encoding": "zstd" the parts were zstd-compressed before base64 (when that is shorter:
 the SN then ingests fewer bytes).
 """
-import base64
 import concurrent.futures
 import json
 import logging
@@ -20,6 +19,7 @@ import threading
 import time
 
 import numpy as np
+import pybase64
 
 from server.core import chunks as kernel
 from server.core import ids, layout, s3rest, types, values
@@ -146,8 +146,8 @@ def select(kind, item, arr, type_json, query=None):
         return values.to_bytes(arr[sel], type_json, wire=False), None
     if kind == "points":
         rank = arr.ndim - len(types.array_dims(type_json))
-        coords = np.frombuffer(base64.b64decode(item["points"]), "<u8").astype(np.intp)
-        coords = coords.reshape(-1, rank)
+        coords = np.frombuffer(pybase64.b64decode(item["points"], validate=True), "<u8")
+        coords = coords.astype(np.intp).reshape(-1, rank)
         return values.to_bytes(arr[tuple(coords.T)], type_json, wire=False), None
     sel = tuple(slice(a, b, c) for a, b, c in item.get("select") or [[0, arr.shape[0], 1]])
     rows = arr[sel]
@@ -207,7 +207,8 @@ def run(event) -> dict:
         packed = zstandard.ZstdCompressor(level=1).compress(raw)
         if len(packed) <= COMPRESS_GAIN * len(raw):
             raw, encoding = packed, "zstd"
-    answer = {"status": 200, "data": base64.b64encode(raw).decode("ascii"), "parts": parts}
+    # pybase64 (SIMD): 4x the standard library's speed, on a CPU share of 1/14 at 128 MB
+    answer = {"status": 200, "data": pybase64.b64encode(raw).decode("ascii"), "parts": parts}
     if encoding:
         answer["encoding"] = encoding
     if query_info:

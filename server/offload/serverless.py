@@ -4,7 +4,6 @@ through one Invoker (invoke.py: signed POSTs) with bounded concurrency; a batch 
 (function error, status >= 500, throttle, timeout, connection error) is read by the DNs
 instead."""
 import asyncio
-import base64
 import json
 import logging
 import time
@@ -91,7 +90,7 @@ class LambdaExecutor:
                     item["query"] = query
             else:
                 coords = np.stack([np.asarray(s) for s in task.chunk_sel], axis=1)
-                item["points"] = base64.b64encode(coords.astype("<u8").tobytes()).decode()
+                item["points"] = pybase64.b64encode(coords.astype("<u8").tobytes()).decode()
             ref = job.refs.get(tuple(task.index))
             if ref:
                 bucket, key, offset, size, _ = ref[0]
