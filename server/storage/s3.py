@@ -25,7 +25,7 @@ from botocore.exceptions import (BotoCoreError, ClientError, FlexibleChecksumErr
 
 from ..core.errors import NotFound, PreconditionFailed, Unavailable
 from .base import Store, check_bucket, check_key
-from .credentials import keys_of
+from .signed import keys_of
 from .s3get import Missing, ObjectGetter, Retry
 
 log = logging.getLogger("h5cloud.storage")
