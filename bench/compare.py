@@ -5,7 +5,8 @@
 Starts h5cloud (1 SN + N DNs, POSIX storage in a temporary folder, free loopback ports) and
 stock HSDS 1.0.2 (installed into .venv-hsds on first use, run by ../shared/bench/hsds_anchor.sh
 in its own network namespace) once each. Then, --runs rounds: probe the loopback ceiling
-(../shared/bench/loopback_limit.py), then run ../shared/bench/workload.py --repeat 1 once
+(../shared/bench/loopback_limit.py) and the workload client's own read ceiling
+(bench/client_ceiling.py: a server that does nothing, read the workload's way), then run ../shared/bench/workload.py --repeat 1 once
 against each server (a fresh domain per run), the two taking turns at going first, so drift
 hits both; each run starts after a sync() (the other's writes reach the disk before, not
 during, it) once the CPUs are quiet. Every figure is shown as median [min-max]
@@ -40,6 +41,7 @@ TARGETS = [
     ("write_MiBps", "MiB/s", "high", None),
     ("read_MiBps", "MiB/s", "high", None),
     ("read_of_ceiling", "%", "high", (90, "ceiling")),
+    ("read_of_client_ceiling", "%", "high", None),
     ("write_gzip_durable_MiBps", "MiB/s", "high", (2, "HSDS")),
     ("read_gzip_MiBps", "MiB/s", "high", (1.5, "HSDS")),
     ("column_ms", "ms", "low", (4, "HSDS")),
@@ -144,6 +146,15 @@ def loopback() -> dict:
     return last_json(out)
 
 
+def client_ceiling(scale: float) -> dict:
+    """bench/client_ceiling.py: a server that does nothing, read the workload's way."""
+    from server.launch import free_ports
+    out = subprocess.run([sys.executable, str(HERE / "client_ceiling.py"), "--scale", str(scale),
+                          "--port", str(free_ports(1))],
+                         capture_output=True, text=True, timeout=600, check=True).stdout
+    return last_json(out)
+
+
 def workload(server: dict, args, h5pyd_check: bool) -> dict:
     """One workload.py --repeat 1 run; its process group is killed if we stop early."""
     cmd = [*server["prefix"], sys.executable, str(SHARED / "workload.py"), server["endpoint"],
@@ -210,6 +221,21 @@ def figure(res: dict, key: str):
     return res.get(key + "_med", res.get(key))
 
 
+def client_bounds(ceilings: list, hsds: dict) -> list:
+    """[(label, unit, per-round values)]: the read figures of a server that does no work,
+    which is where the workload's client alone stops any server (its first read of a
+    dataset faults in a fresh array; the loopback probe makes none)."""
+    client = [c.get("client_read_MiBps") for c in ceilings]
+    out = [("read", "% of the loopback ceiling",
+            [round(100 * c / c0["loopback_read_MiBps"], 1) if c else None
+             for c, c0 in zip(client, ceilings)])]
+    for key, label in (("read_MiBps", "read"), ("read_gzip_MiBps", "deflate read")):
+        if hsds.get(key):
+            out.append((label, "x HSDS", [round(c / h, 2) if c and h else None
+                                          for c, h in zip(client, hsds[key])]))
+    return out
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -252,6 +278,7 @@ def main():
             wait_quiet(args.quiet)
             probes.append(speed_probe())
             ceilings.append(loopback())
+            ceilings[-1].update(client_ceiling(args.scale))
             log(f"round {r}/{args.runs}: speed probe {probes[-1]} ms, loopback ceiling "
                 f"{ceilings[-1]}")
             for s in servers if r % 2 else servers[::-1]:
@@ -268,6 +295,8 @@ def main():
                 res = workload(s, args, h5pyd_check=(r == 1))
                 res["read_of_ceiling"] = round(100 * res["read_MiBps"]
                                                / ceilings[-1]["loopback_read_MiBps"], 1)
+                res["read_of_client_ceiling"] = round(100 * res["read_MiBps"]
+                                                      / ceilings[-1]["client_read_MiBps"], 1)
                 phase = load.phase
                 ld = load.summary(lambda ph: ph == phase)
                 runs.append({"server": s["name"], "round": r, "load": ld, "result": res,
@@ -295,8 +324,10 @@ def main():
 
     ceil_r = [c["loopback_read_MiBps"] for c in ceilings]
     ceil_w = [c["loopback_write_MiBps"] for c in ceilings]
+    ceil_c = [c["client_read_MiBps"] for c in ceilings]
     print(f"\nscale {args.scale}, {args.dn} DNs, {args.runs} interleaved runs per server; "
-          f"loopback ceiling read {spread(ceil_r)} write {spread(ceil_w)} MiB/s; speed probe "
+          f"loopback ceiling read {spread(ceil_r)} write {spread(ceil_w)} MiB/s; the workload "
+          f"client's read ceiling (bench/client_ceiling.py) {spread(ceil_c)} MiB/s; speed probe "
           f"{spread(probes)} ms (a fixed Python loop, per round: {probes})")
     print(f"{'figure':25s} {'unit':6s} {'h5cloud med [min-max]':>24s} {'HSDS med [min-max]':>24s} "
           f"{'ratio med [min-max]':>22s}  target")
@@ -312,6 +343,12 @@ def main():
             verdict = f"{text}: " + (("met" if median(judged) >= factor else "MISSED") if judged else "-")
         print(f"{key:25s} {unit:6s} {spread(samples['h5cloud'][key]):>24s} "
               f"{spread(samples.get('HSDS', {}).get(key, [])):>24s} {spread(rat, 'x'):>22s}  {verdict}")
+
+    bounds = client_bounds(ceilings, samples.get("HSDS", {}))
+    if bounds:
+        print("a server that does no work at all (bench/client_ceiling.py: the workload's own "
+              "client reading prebuilt blocks) would reach: "
+              + "; ".join(f"{label} {spread(vals)} {unit}" for label, unit, vals in bounds))
 
     load_all = {"cores": cores, "before": round(before, 2)}
     for n in names:
@@ -331,7 +368,8 @@ def main():
     for n in names:
         print(f"{n} h5pyd check: {by[n][1].get('h5pyd_check')}")
     print(json.dumps({"scale": args.scale, "dn": args.dn, "runs": args.runs, "load": load_all,
-                      "ceilings": ceilings, "speed_probe_ms": probes, "samples": samples, "ratios": ratios, "detail": runs}))
+                      "ceilings": ceilings, "client_bounds": {label: vals for label, _, vals in bounds},
+                      "speed_probe_ms": probes, "samples": samples, "ratios": ratios, "detail": runs}))
 
 
 if __name__ == "__main__":
