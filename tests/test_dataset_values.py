@@ -424,6 +424,43 @@ def test_direct_reads_of_some_rows_read_only_those(server):
         assert line[-1].endswith(" via sn"), line
 
 
+@pytest.fixture(scope="module")
+def small_caches(tmp_path_factory):
+    """A POSIX cluster of 2 DNs whose chunk caches hold 1 MiB each."""
+    tmp = tmp_path_factory.mktemp("cold")
+    cluster = start_cluster(tmp, cluster_env(tmp, "posix", CHUNK_MEM_CACHE_SIZE="1m"))
+    make_home(cluster.endpoint)
+    yield cluster
+    cluster.stop()
+
+
+def test_the_sn_inflates_clean_chunks_the_dns_no_longer_hold(small_caches):
+    """A deflated dataset is read through the DNs while they likely hold its chunks
+    decoded (just written or read), and by the SN itself once they cannot: the caches
+    hold 2 of its 4 chunks."""
+    dom = Domain(small_caches.endpoint)
+    arr = (np.arange(1024 * 1024, dtype="<f4") % 977).reshape(1024, 1024)
+    did = dom.dataset(F32, [1024, 1024], creationProperties={
+        "layout": {"class": "H5D_CHUNKED", "dims": [256, 1024]},          # 1 MiB chunks
+        "filters": [{"class": "H5Z_FILTER_DEFLATE", "id": 1, "level": 6}]})
+    dom.put_bin(did, arr, select="[0:1024,0:1024]")
+
+    def read(select, tag):
+        got = dom.get_bin(did, "<f4", select=select, tag=tag)
+        line = [ln for ln in small_caches.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
+        return got, line[-1].rsplit(" via ", 1)[-1]
+
+    got, via = read("[768:1024,0:1024]", "dirty")
+    assert np.array_equal(got, arr[768:].ravel()) and via == "dn"    # not in storage yet
+    dom.ok("PUT", "/", 204, json={"flush": 1})
+    got, via = read("[768:1024,0:1024]", "held")                    # the last chunk written
+    assert np.array_equal(got, arr[768:].ravel()) and via == "dn"
+    got, via = read("[0:256,0:1024]", "cold")                       # the first: forgotten
+    assert np.array_equal(got, arr[:256].ravel()) and via == "sn"
+    got, via = read("[10:1000:3,5:1024:7]", "all")                  # half held: the DNs
+    assert np.array_equal(got, arr[10:1000:3, 5:1024:7].ravel()) and via == "dn"
+
+
 def test_reads_skip_the_dns_only_when_clean(server):
     """A written dataset is read through its DNs until a flush; then (POSIX) the SN reads
     storage itself; a new write sends reads back to the DNs. Values are right throughout."""

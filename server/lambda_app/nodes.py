@@ -16,6 +16,7 @@ from ..core import values
 from ..core.errors import NotFound, PreconditionFailed, Unavailable
 from ..dn.chunks import ChunkOps, Request
 from ..dn.node import DataNode
+from ..offload.cost import RecentChunks
 from ..offload.dn import decode_found
 from ..offload.job import Job
 
@@ -74,7 +75,7 @@ class LocalNodes:
     async def check_health(self) -> bool:
         return True
 
-    def executor(self):
+    def executor(self, cache_bytes: int = 0):
         return LocalExecutor(self)
 
     def node(self, store=None) -> DataNode:
@@ -126,9 +127,13 @@ class LocalExecutor:
     def __init__(self, nodes: LocalNodes):
         self.nodes = nodes
         self.urls = nodes.urls
+        self.recent = RecentChunks(0)   # each call reads through a fresh node: none kept
 
     async def dirty(self, dset_ids) -> set:
         return set()
+
+    def cached_share(self, job: Job, tasks) -> float:
+        return 0.0
 
     async def read(self, job: Job, tasks, out):
         pieces = await ChunkOps(self.nodes.node()).pieces(Request(job.header(tasks)))

@@ -14,6 +14,7 @@ import logging
 import time
 
 from ..core.chunks import codec_for
+from ..core.selection import chunk_tasks
 from .direct import DirectExecutor
 from .dn import DnExecutor
 from .serverless import Decision, offload_query, plan_read
@@ -21,6 +22,7 @@ from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
 DENSE = 1 / 16      # share of each chunk a read must use to be read by the SN itself
+CACHED = 1 / 2      # a compressed dataset is read by the SN while the DNs hold less
 
 
 class Dispatcher:
@@ -83,22 +85,36 @@ class Dispatcher:
 
     # ---- running tasks --------------------------------------------------------
 
-    async def reader(self, job: Job, tasks):
-        """Direct reads pay a whole stored chunk per task (and its decompression); DNs
-        answer from decoded chunks in memory. So the SN reads itself only clean,
-        uncompressed datasets, and only when the tasks use much of each chunk (a
-        column or scattered points stay with the DNs' caches). Measured: bench/."""
-        if self.direct is None or not self.is_clean(job.dset["id"]) or not tasks:
-            return self.dn
-        if codec_for(job.dset, job.chunk_dims).compressed:
-            return self.dn
+    def may_read_directly(self, job: Job, tasks) -> bool:
+        """Would the SN read these tasks itself, if no DN holds the dataset dirty? Direct
+        reads pay a whole stored chunk per task; the DNs answer from decoded chunks in
+        memory. So only when the tasks use much of each chunk (a column or scattered
+        points stay with the DNs' caches), and for a compressed dataset only when the
+        DNs likely hold few of its chunks decoded: then they would inflate them too,
+        and the SN saves the hop (and its copy). Measured: README, bench/compare.py."""
+        if self.direct is None or not tasks or not self.is_clean(job.dset["id"]):
+            return False
         per_chunk = 1
         for n in job.chunk_dims:
             per_chunk *= n
-        used = sum(t.count for t in tasks) / (len(tasks) * per_chunk)
-        if used < DENSE or not await self.clean(job.dset["id"]):
-            return self.dn
-        return self.direct
+        if sum(t.count for t in tasks) / (len(tasks) * per_chunk) < DENSE:
+            return False
+        return not codec_for(job.dset, job.chunk_dims).compressed or \
+            self.dn.cached_share(job, tasks) < CACHED
+
+    def whole_chunk_pages(self, job: Job, sel) -> bool:
+        """Should the pages of a streamed read of sel hold whole chunk rows? Yes where the
+        SN would inflate the chunks itself: it keeps none, so a chunk cut by a page
+        would be inflated once per page."""
+        if self.direct is None or not self.is_clean(job.dset["id"]) or \
+                not codec_for(job.dset, job.chunk_dims).compressed:
+            return False
+        return self.may_read_directly(job, chunk_tasks(sel, job.chunk_dims))
+
+    async def reader(self, job: Job, tasks):
+        if self.may_read_directly(job, tasks) and await self.clean(job.dset["id"]):
+            return self.direct
+        return self.dn
 
     async def may_offload(self, job: Job) -> bool:
         """Could Lambda read this dataset now (configured, not switched off, and no DN
@@ -126,10 +142,8 @@ class Dispatcher:
             return "lambda"
         executor = self.dn if decision is not None else await self.reader(job, tasks)
         await executor.read(job, tasks, out)
-        if executor is self.dn and self.serverless is not None:
-            self.serverless.recent.add((job.chunk_id(t) for t in tasks), job.chunk_bytes)
-            if decision is not None and decision.offload is None:
-                decision.dn_read(tasks)     # timed for the model once the last page is in
+        if executor is self.dn and decision is not None and decision.offload is None:
+            decision.dn_read(tasks)     # timed for the model once the last page is in
         return executor.name
 
     @contextlib.contextmanager

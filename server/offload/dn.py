@@ -7,6 +7,7 @@ import numpy as np
 
 from ..core import frames, values
 from ..core.ids import dataset_prefix, node_index
+from .cost import RecentChunks
 from .job import Job
 from .wire import MESSAGE_BYTES, Wire
 
@@ -17,10 +18,21 @@ QUERY_WINDOW = 16               # chunks a DN query loads ahead, in order (its m
 class DnExecutor:
     name = "dn"
 
-    def __init__(self, wire: Wire, urls: list):
+    def __init__(self, wire: Wire, urls: list, cache_bytes: int = 0):
         self.wire = wire
         self.urls = urls                # shared with the SN's DataNodes (filled at start)
         self.in_flight = 0              # chunks being read now, all requests (cost model)
+        self.cache_bytes = cache_bytes  # each DN's chunk cache
+        # chunks the DNs read or wrote lately: what their caches likely hold decoded
+        self.recent = RecentChunks(cache_bytes)
+
+    def _seen(self, job: Job, tasks):
+        self.recent.capacity = self.cache_bytes * max(1, len(self.urls))
+        self.recent.add((job.chunk_id(t) for t in tasks), job.chunk_bytes)
+
+    def cached_share(self, job: Job, tasks) -> float:
+        """The share of these tasks' chunks the DNs likely hold decoded."""
+        return self.recent.count(job.chunk_id(t) for t in tasks) / max(1, len(tasks))
 
     def _batches(self, job: Job, tasks) -> list:
         """(url, tasks) per owning DN, each batch at most BATCH_BYTES of elements."""
@@ -66,6 +78,7 @@ class DnExecutor:
             await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
         finally:
             self.in_flight -= len(tasks)
+        self._seen(job, tasks)
 
     async def write(self, job: Job, tasks, src: np.ndarray):
         """Write src[task.out_sel] into every task's chunk."""
@@ -76,6 +89,7 @@ class DnExecutor:
             await self._post(url, "/chunks/write", [frames.head(header), *pieces])
 
         await asyncio.gather(*(one(url, group) for url, group in self._batches(job, tasks)))
+        self._seen(job, tasks)
 
     async def query(self, job: Job, tasks, text: str, limit=None, update=None,
                     positions=True) -> list:

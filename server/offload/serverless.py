@@ -16,7 +16,7 @@ import zstandard
 from ..core import values
 from ..core.chunks import codec_for
 from . import emf
-from .cost import CostModel, RecentChunks, Work, codec_name
+from .cost import CostModel, Work, codec_name
 from .dn import QUERY_WINDOW
 from .invoke import Invoker
 from .job import Job
@@ -62,8 +62,7 @@ class LambdaExecutor:
         self.fallback = fallback          # the DNs' executor
         self.model = CostModel(settings, lambda: len(fallback.urls),
                                lambda: fallback.in_flight)
-        # what the DN caches likely hold: as many chunks as their memory takes
-        self.recent = RecentChunks(settings.chunk_mem_cache_size * max(1, len(fallback.urls)))
+        self.recent = fallback.recent     # what the DN caches likely hold
         self.sem = asyncio.Semaphore(max(1, settings.aws_lambda_max_invoke))
         self.stats = dict.fromkeys(("requests", "read_chunks", "query_chunks", "invocations",
                                     "fallbacks", "invoke_ms"), 0)

@@ -267,7 +267,7 @@ def make_app(svc: Service) -> web.Application:
 
     async def start(app):
         await svc.nodes.start()
-        dn = svc.nodes.executor()
+        dn = svc.nodes.executor(svc.settings.chunk_mem_cache_size)
         direct = DirectExecutor(svc.store) if svc.direct_reads else None
         serverless = None
         if svc.settings.aws_lambda_chunkread_function and not svc.settings.root_dir:

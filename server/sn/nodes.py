@@ -53,9 +53,9 @@ class DataNodes:
         if self.session:
             await self.session.close()
 
-    def executor(self) -> DnExecutor:
-        """What runs chunk tasks on these nodes."""
-        return DnExecutor(self.wire, self.urls)
+    def executor(self, cache_bytes: int = 0) -> DnExecutor:
+        """What runs chunk tasks on these nodes (cache_bytes: each one's chunk cache)."""
+        return DnExecutor(self.wire, self.urls, cache_bytes)
 
     def url_for(self, route: str) -> str:
         return self.urls[node_index(route, len(self.urls))]

@@ -147,6 +147,8 @@ async def selection_response(request, svc, target, domain_doc, doc, job, sel, bi
                                                  selection.chunk_tasks(sel, job.chunk_dims))
         if decision is not None and decision.offload is not None:
             page_bytes = page_size(sel, job, limit)
+    elif estimate > page_bytes and svc.executor.whole_chunk_pages(job, sel):
+        page_bytes = page_size(sel, job, limit)     # the SN inflates chunks, keeps none
     pages = list(selection.pages(sel, job.chunk_dims,
                                  max(1, page_bytes // item_estimate(job))))
     try:
@@ -186,10 +188,10 @@ async def stream_pages(request, svc, job: Job, pages, estimate: int, decision):
 
 
 def page_size(sel, job: Job, limit: int) -> int:
-    """Bytes per page of an offloaded read: STREAM_PAGE, or one chunk row of the
-    selection when that is bigger (up to 4 pages), so no chunk is read once per page
-    it spans. (DN reads keep STREAM_PAGE: their caches serve a chunk's second page,
-    and smaller pages measured faster there.)"""
+    """Bytes per page of a read that keeps no chunks (Lambda, or the SN inflating them
+    itself): STREAM_PAGE, or one chunk row of the selection when that is bigger (up to
+    4 pages), so no chunk is read once per page it spans. (DN reads keep STREAM_PAGE:
+    their caches serve a chunk's second page, and smaller pages measured faster there.)"""
     axis = next((i for i, n in enumerate(sel.shape) if n > 1), 0)
     rows = min(sel.shape[axis], job.chunk_dims[axis]) if sel.shape else 1
     chunk_row = rows * int(np.prod(sel.shape[axis + 1:], dtype=np.int64)) * item_estimate(job)
