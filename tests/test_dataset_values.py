@@ -461,6 +461,39 @@ def test_the_sn_inflates_clean_chunks_the_dns_no_longer_hold(small_caches):
     assert np.array_equal(got, arr[10:1000:3, 5:1024:7].ravel()) and via == "dn"
 
 
+def test_the_sn_maps_plain_chunks_for_a_few_elements_the_dns_no_longer_hold(small_caches):
+    """Points and columns of an uncompressed dataset go to the DNs while they likely hold
+    its chunks or could take them, and are read by the SN through memory maps once they
+    cannot (the caches hold 1 MiB each, 2 of the 4 chunks written; the fifth was never
+    written: fill)."""
+    dom = Domain(small_caches.endpoint)
+    arr = np.arange(1280 * 1024, dtype="<i4").reshape(1280, 1024)
+    did = dom.dataset(I32, [1280, 1024], creationProperties={
+        "fillValue": -5, "layout": {"class": "H5D_CHUNKED", "dims": [256, 1024]}})
+    dom.put_bin(did, arr[:1024], select="[0:1024,0:1024]")
+    arr[1024:] = -5
+    dom.ok("PUT", "/", 204, json={"flush": 1})
+
+    def points(pts, tag):
+        raw = dom.ok("POST", f"/datasets/{did}/value", params={"tag": tag},
+                     data=np.asarray(pts, "<u8").tobytes(), headers={**BIN, **ACC})
+        line = [ln for ln in small_caches.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
+        return np.frombuffer(raw, "<i4"), line[-1].rsplit(" via ", 1)[-1]
+
+    cold = [[0, 0], [255, 1023], [7, 9], [1100, 3], [1279, 1023]]     # chunks 0 and 4
+    got, via = points(cold, "cold")
+    assert via == "sn" and list(got) == [arr[i, j] for i, j in cold]
+    few = [[300, 5], [500, 6]]              # chunk 1 alone: the DN caches can take it
+    got, via = points(few, "few")
+    assert via == "dn" and list(got) == [arr[i, j] for i, j in few]
+    held = [[800, 1], [1000, 999]]                                      # chunk 3: held
+    got, via = points(held, "held")
+    assert via == "dn" and list(got) == [arr[i, j] for i, j in held]
+    got = dom.get_bin(did, "<i4", select="[0:1280,17:18]", tag="col")   # 2 of 5 held
+    line = [ln for ln in small_caches.sn_log.read_text().splitlines() if "tag=col" in ln]
+    assert np.array_equal(got, arr[:, 17]) and line[-1].endswith(" via sn")
+
+
 def test_reads_skip_the_dns_only_when_clean(server):
     """A written dataset is read through its DNs until a flush; then (POSIX) the SN reads
     storage itself; a new write sends reads back to the DNs. Values are right throughout."""

@@ -128,6 +128,7 @@ class LocalExecutor:
         self.nodes = nodes
         self.urls = nodes.urls
         self.recent = RecentChunks(0)   # each call reads through a fresh node: none kept
+        self.capacity = 0
 
     async def dirty(self, dset_ids) -> set:
         return set()

@@ -13,6 +13,7 @@ from ..core.query import parse_query
 from .job import Job
 
 CONCURRENCY = 32
+SPARSE = 1 / 16     # below this share of each chunk, a mapped read touches only its pages
 
 
 async def fetch_chunk(store, job: Job, task, codec):
@@ -68,6 +69,19 @@ async def fetch_rows(store, job: Job, task, codec):
     return part, (shifted, *task.chunk_sel[1:])
 
 
+def used_share(job: Job, tasks) -> float:
+    """The share of each chunk's elements these tasks use, on average."""
+    per_chunk = 1
+    for n in job.chunk_dims:
+        per_chunk *= n
+    return sum(t.count for t in tasks) / (max(1, len(tasks)) * per_chunk)
+
+
+def mappable(job: Job, codec) -> bool:
+    """Chunks stored as plain arrays, each in its own object: read through a map."""
+    return codec.pipeline.identity and not codec.variable and not job.refs
+
+
 def select(job: Job, arr, task, sel=None):
     piece = arr[task.chunk_sel if sel is None else sel]
     if job.fields:
@@ -80,6 +94,8 @@ class DirectExecutor:
 
     def __init__(self, store):
         self.store = store
+        # a store that maps objects (POSIX) serves a few elements of a chunk cheaply
+        self.maps = callable(getattr(store, "run_mapped", None))
 
     async def _each(self, job: Job, tasks, fn, fetch=fetch_chunk):
         codec = codec_for(job.dset, job.chunk_dims)
@@ -92,10 +108,33 @@ class DirectExecutor:
         await asyncio.gather(*(one(t) for t in tasks))
 
     async def read(self, job: Job, tasks, out: np.ndarray):
+        codec = codec_for(job.dset, job.chunk_dims)
+        if self.maps and mappable(job, codec) and used_share(job, tasks) < SPARSE:
+            tasks = await self._read_mapped(job, tasks, out, codec)
+
         def place(task, found):
             arr, sel = found
             out[task.out_sel] = select(job, arr, task, sel)
         await self._each(job, tasks, place, fetch_rows)
+
+    async def _read_mapped(self, job: Job, tasks, out: np.ndarray, codec) -> list:
+        """Sparse reads (a column, scattered points) of plain chunks through memory
+        maps, all in one worker thread: the pages touched, not whole chunks. Returns
+        the tasks whose object is not a whole chunk (read the usual way: pad or 502)."""
+        left = []
+
+        def use(i, view):
+            task = tasks[i]
+            if view is None:
+                out[task.out_sel] = select(job, codec.missing(task.index), task)
+            elif len(view) != codec.nbytes:
+                left.append(task)
+            else:
+                out[task.out_sel] = select(
+                    job, codec.decode_piece(view, codec.chunk_dims, writable=False), task)
+
+        await self.store.run_mapped(job.bucket, [chunk_key(job.chunk_id(t)) for t in tasks], use)
+        return left
 
     async def query(self, job: Job, tasks, text: str, limit=None, update=None) -> list:
         """Read-only queries (updates go to the DNs): [(task, positions, rows)]."""

@@ -15,14 +15,13 @@ import time
 
 from ..core.chunks import codec_for
 from ..core.selection import chunk_tasks
-from .direct import DirectExecutor
+from .direct import SPARSE, DirectExecutor, mappable, used_share
 from .dn import DnExecutor
 from .serverless import Decision, offload_query, plan_read
 from .job import Job
 
 log = logging.getLogger("h5cloud.offload")
-DENSE = 1 / 16      # share of each chunk a read must use to be read by the SN itself
-CACHED = 1 / 2      # a compressed dataset is read by the SN while the DNs hold less
+CACHED = 1 / 2      # the SN reads what the DNs must inflate or load while they hold less
 
 
 class Dispatcher:
@@ -86,21 +85,26 @@ class Dispatcher:
     # ---- running tasks --------------------------------------------------------
 
     def may_read_directly(self, job: Job, tasks) -> bool:
-        """Would the SN read these tasks itself, if no DN holds the dataset dirty? Direct
-        reads pay a whole stored chunk per task; the DNs answer from decoded chunks in
-        memory. So only when the tasks use much of each chunk (a column or scattered
-        points stay with the DNs' caches), and for a compressed dataset only when the
-        DNs likely hold few of its chunks decoded: then they would inflate them too,
-        and the SN saves the hop (and its copy). Measured: README, bench/compare.py."""
+        """Would the SN read these tasks itself, if no DN holds the dataset dirty? The
+        DNs answer from decoded chunks in memory; the SN keeps none. So the SN reads
+        - an uncompressed dataset when the tasks use much of each chunk (the rows
+          they touch are one byte range each);
+        - a compressed one, likewise, only when the DNs likely hold few of its chunks
+          decoded (they would inflate them too; the SN saves the hop and its copy);
+        - a few elements of each chunk (a column, scattered points) only from plain
+          chunks it can map (POSIX) that the DNs likely do not hold, and more of them
+          than half their caches hold: the pages touched, where the DNs would read
+          every whole chunk and evict the others from their caches for them. (Fewer
+          go to the DNs, whose caches then serve the next such read.)
+        Measured: README."""
         if self.direct is None or not tasks or not self.is_clean(job.dset["id"]):
             return False
-        per_chunk = 1
-        for n in job.chunk_dims:
-            per_chunk *= n
-        if sum(t.count for t in tasks) / (len(tasks) * per_chunk) < DENSE:
-            return False
-        return not codec_for(job.dset, job.chunk_dims).compressed or \
-            self.dn.cached_share(job, tasks) < CACHED
+        codec = codec_for(job.dset, job.chunk_dims)
+        if used_share(job, tasks) < SPARSE:
+            return self.direct.maps and mappable(job, codec) and \
+                self.dn.cached_share(job, tasks) < CACHED and \
+                len(tasks) * job.chunk_bytes > self.dn.capacity * CACHED
+        return not codec.compressed or self.dn.cached_share(job, tasks) < CACHED
 
     def whole_chunk_pages(self, job: Job, sel) -> bool:
         """Should the pages of a streamed read of sel hold whole chunk rows? Yes where the

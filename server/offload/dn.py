@@ -26,8 +26,13 @@ class DnExecutor:
         # chunks the DNs read or wrote lately: what their caches likely hold decoded
         self.recent = RecentChunks(cache_bytes)
 
+    @property
+    def capacity(self) -> int:
+        """Bytes of decoded chunks all the DNs' caches hold together."""
+        return self.cache_bytes * max(1, len(self.urls))
+
     def _seen(self, job: Job, tasks):
-        self.recent.capacity = self.cache_bytes * max(1, len(self.urls))
+        self.recent.capacity = self.capacity
         self.recent.add((job.chunk_id(t) for t in tasks), job.chunk_bytes)
 
     def cached_share(self, job: Job, tasks) -> float:

@@ -14,6 +14,7 @@ import errno
 import fcntl
 import itertools
 import logging
+import mmap
 import os
 import time
 import uuid
@@ -89,6 +90,20 @@ class PosixStore(Store):
         if data is None:
             raise NotFound(f"key not found: {key}")
         return data
+
+    async def run_mapped(self, bucket, keys, use):
+        """use(i, view) for each of keys, in one worker thread, view a read-only memory
+        map of the object (None when it is missing): a few elements of a big object
+        cost a few page faults, not a read of all of it. use must keep no reference to
+        view (it is unmapped when the last one goes)."""
+        bucket_dir = self._bucket_dir(bucket)
+        paths = [bucket_dir / check_key(k) for k in keys]
+
+        def run():
+            for i, path in enumerate(paths):
+                use(i, _map(path))
+
+        await self._run(run)
 
     async def put(self, bucket, key, data):
         await self._run(self._write, self._path(bucket, key), data)
@@ -170,6 +185,19 @@ def _read(path: Path, offset: int = 0, length: int = -1):
             return f.read(length)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
+
+
+def _map(path: Path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    try:
+        if os.fstat(fd).st_size == 0:
+            return b""
+        return mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
 
 
 def _tag_of(path: Path) -> str | None:
