@@ -46,6 +46,7 @@ class Request:
         self.chunk_dims = tuple(header["chunk_dims"])
         self.fields = header.get("fields") or None
         self.piece_type = subtype(self.type, self.fields)
+        self.piece_info = types.type_info(self.piece_type)     # once, not per chunk
         self.codec = codec_for(self.dset, self.chunk_dims)
         self.tasks = [(t["id"], ChunkTask.from_json(t["task"]), t.get("ref"))
                       for t in header["tasks"]]
@@ -106,11 +107,11 @@ class ChunkOps:
         """The selected elements with just the request's fields."""
         if req.fields:
             piece = np.ascontiguousarray(piece[list(req.fields)]).astype(
-                types.dtype_of(req.piece_type))
+                req.piece_info.dtype)
         return piece
 
     def _piece_bytes(self, req: Request, piece):
-        return values.as_buffer(self._piece(req, piece), req.piece_type)
+        return values.as_buffer(self._piece(req, piece), req.piece_info)
 
     async def pieces(self, req: Request) -> list:
         """Each task's selected elements (arrays), in task order."""
@@ -120,7 +121,7 @@ class ChunkOps:
 
     async def read(self, req: Request) -> tuple[list, list]:
         """Each task's selected elements as raw bytes, in task order."""
-        pieces = [values.as_buffer(p, req.piece_type) for p in await self.pieces(req)]
+        pieces = [values.as_buffer(p, req.piece_info) for p in await self.pieces(req)]
         return [len(p) for p in pieces], pieces
 
     async def write(self, req: Request, payloads: list):
@@ -130,7 +131,7 @@ class ChunkOps:
         if any(ref for _, _, ref in req.tasks):
             raise BadRequest("datasets with linked (_REF) layouts are read-only")
         codec = req.codec
-        pieces = [values.from_bytes(data, req.piece_type, task.shape, internal=True)
+        pieces = [values.from_bytes(data, req.piece_info, task.shape, internal=True)
                   for data, (_, task, _) in zip(payloads, req.tasks)]
         whole = [not req.fields and _covers(task, codec.shape) for _, task, _ in req.tasks]
         entries = await asyncio.gather(*(

@@ -6,7 +6,6 @@ import asyncio
 import numpy as np
 
 from ..core import types
-from ..core.chunks import codec_for
 from ..core.errors import BadGateway, NotFound, ServerError
 from ..core.ids import chunk_key
 from ..core.query import parse_query
@@ -98,7 +97,7 @@ class DirectExecutor:
         self.maps = callable(getattr(store, "run_mapped", None))
 
     async def _each(self, job: Job, tasks, fn, fetch=fetch_chunk):
-        codec = codec_for(job.dset, job.chunk_dims)
+        codec = job.codec
         sem = asyncio.Semaphore(CONCURRENCY)
 
         async def one(task):
@@ -108,7 +107,7 @@ class DirectExecutor:
         await asyncio.gather(*(one(t) for t in tasks))
 
     async def read(self, job: Job, tasks, out: np.ndarray):
-        codec = codec_for(job.dset, job.chunk_dims)
+        codec = job.codec
         if self.maps and mappable(job, codec) and used_share(job, tasks) < SPARSE:
             tasks = await self._read_mapped(job, tasks, out, codec)
 

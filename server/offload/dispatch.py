@@ -13,7 +13,6 @@ import contextlib
 import logging
 import time
 
-from ..core.chunks import codec_for
 from ..core.selection import chunk_tasks
 from .direct import SPARSE, DirectExecutor, mappable, used_share
 from .dn import DnExecutor
@@ -99,7 +98,7 @@ class Dispatcher:
         Measured: README."""
         if self.direct is None or not tasks or not self.is_clean(job.dset["id"]):
             return False
-        codec = codec_for(job.dset, job.chunk_dims)
+        codec = job.codec
         if used_share(job, tasks) < SPARSE:
             return self.direct.maps and mappable(job, codec) and \
                 self.dn.cached_share(job, tasks) < CACHED and \
@@ -111,7 +110,7 @@ class Dispatcher:
         SN would inflate the chunks itself: it keeps none, so a chunk cut by a page
         would be inflated once per page."""
         if self.direct is None or not self.is_clean(job.dset["id"]) or \
-                not codec_for(job.dset, job.chunk_dims).compressed:
+                not job.codec.compressed:
             return False
         return self.may_read_directly(job, chunk_tasks(sel, job.chunk_dims))
 

@@ -75,7 +75,7 @@ class DnExecutor:
             raw = await self._post(url, "/chunks/read", frames.pack(job.header(group)), big)
             header, payload = frames.unpack(raw)
             for task, piece in zip(group, frames.split(payload, header["sizes"])):
-                out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape,
+                out[task.out_sel] = values.from_bytes(piece, job.piece_info, task.shape,
                                                     internal=True)
 
         self.in_flight += len(tasks)
@@ -133,6 +133,6 @@ def decode_found(job: Job, tasks, counts: list, parts: list) -> list:
     for i, count in enumerate(counts):
         positions = np.frombuffer(parts[2 * i], "<u8").astype(np.int64) \
             if len(parts[2 * i]) or not count else None
-        rows = values.from_bytes(parts[2 * i + 1], job.piece_type, (count,), internal=True)
+        rows = values.from_bytes(parts[2 * i + 1], job.piece_info, (count,), internal=True)
         found.append((tasks[i], positions, rows))
     return found

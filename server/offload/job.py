@@ -1,8 +1,10 @@
 """A chunk job: one dataset, its chunk dims, the fields asked for, and the tasks of one
 request (core.selection) — what every executor (DNs, the SN itself, Lambda) runs."""
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..core import ids, layout, types
+from ..core.chunks import codec_for
 from ..core.selection import ChunkTask
 
 
@@ -23,11 +25,19 @@ class Job:
                                "fields": [by_name[f] for f in self.fields]}
         else:
             self.piece_type = self.type
-        self.piece_dtype = types.dtype_of(self.piece_type)
+        # looked up once: a compound type's lookup encodes it (tens of µs), and pieces
+        # are decoded per chunk
+        self.piece_info = types.type_info(self.piece_type)
+        self.piece_dtype = self.piece_info.dtype
         # what an answer array is allocated with, over types.full_shape: numpy would
         # expand an array type's dims a second time from piece_dtype
         self.out_dtype = types.type_info(self.piece_type).elem_dtype
         self.item_size = types.item_size(self.piece_type)
+
+    @cached_property
+    def codec(self):
+        """The dataset's ChunkCodec (codec_for encodes the document for its cache key)."""
+        return codec_for(self.dset, self.chunk_dims)
 
     @property
     def chunk_bytes(self) -> int:

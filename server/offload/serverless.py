@@ -14,7 +14,6 @@ import pybase64
 import zstandard
 
 from ..core import values
-from ..core.chunks import codec_for
 from . import emf
 from .cost import CostModel, Work, codec_name
 from .dn import QUERY_WINDOW
@@ -163,14 +162,12 @@ class LambdaExecutor:
         if payload is None:
             return False
         data = payload["data"]
-        codec = None
         for task, part in zip(batch, payload["parts"]):
             if part["found"]:
                 piece = data[part["offset"]:part["offset"] + part["size"]]
-                out[task.out_sel] = values.from_bytes(piece, job.piece_type, task.shape)
+                out[task.out_sel] = values.from_bytes(piece, job.piece_info, task.shape)
             else:
-                codec = codec or codec_for(job.dset, job.chunk_dims)
-                out[task.out_sel] = codec.missing(task.index)[task.chunk_sel]
+                out[task.out_sel] = job.codec.missing(task.index)[task.chunk_sel]
         return True
 
     async def read(self, job: Job, tasks, out, kind: str, per_call: int) -> tuple:
@@ -196,7 +193,7 @@ async def _query_batch(executor, job: Job, batch, text):
         if not info or not info["index"]:
             continue
         rows = values.from_bytes(data[info["values_offset"]:info["values_offset"] +
-                                      info["values_size"]], job.piece_type,
+                                      info["values_size"]], job.piece_info,
                                  (len(info["index"]),))
         found.append((task, np.asarray(info["index"], dtype=np.int64), rows))
     return found
