@@ -369,14 +369,25 @@ def stored_keys(server, dset_id) -> list:
     return sorted(item["Key"] for item in rsp.get("Contents", []))
 
 
-@pytest.fixture(scope="module")
-def small_limits(tmp_path_factory):
-    """A cluster whose max_request_size is 1 MiB: 413s and multi-page streams."""
-    tmp = tmp_path_factory.mktemp("small")
-    cluster = start_cluster(tmp, cluster_env(tmp, "posix", MAX_REQUEST_SIZE="1m"))
+def posix_cluster(tmp_path_factory, name: str, **env):
+    """A POSIX cluster with these settings, its home folder made; stopped after."""
+    tmp = tmp_path_factory.mktemp(name)
+    cluster = start_cluster(tmp, cluster_env(tmp, "posix", **env))
     make_home(cluster.endpoint)
     yield cluster
     cluster.stop()
+
+
+def executor_of(cluster, tag: str) -> str:
+    """Which executor ("dn", "sn", "lambda") read the last request tagged tag (its log line)."""
+    lines = [ln for ln in cluster.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
+    return lines[-1].rsplit(" via ", 1)[-1]
+
+
+@pytest.fixture(scope="module")
+def small_limits(tmp_path_factory):
+    """A cluster whose max_request_size is 1 MiB: 413s and multi-page streams."""
+    yield from posix_cluster(tmp_path_factory, "small", MAX_REQUEST_SIZE="1m")
 
 
 def test_streaming_pages_and_413(small_limits):
@@ -420,18 +431,13 @@ def test_direct_reads_of_some_rows_read_only_those(server):
         sel = tuple(slice(*(int(x) for x in part.split(":")))
                     for part in select.strip("[]").split(","))
         assert np.array_equal(got, want[sel].ravel()), select
-        line = [ln for ln in server.sn_log.read_text().splitlines() if f"tag=rows{i}" in ln]
-        assert line[-1].endswith(" via sn"), line
+        assert executor_of(server, f"rows{i}") == "sn", select
 
 
 @pytest.fixture(scope="module")
 def small_caches(tmp_path_factory):
     """A POSIX cluster of 2 DNs whose chunk caches hold 1 MiB each."""
-    tmp = tmp_path_factory.mktemp("cold")
-    cluster = start_cluster(tmp, cluster_env(tmp, "posix", CHUNK_MEM_CACHE_SIZE="1m"))
-    make_home(cluster.endpoint)
-    yield cluster
-    cluster.stop()
+    yield from posix_cluster(tmp_path_factory, "cold", CHUNK_MEM_CACHE_SIZE="1m")
 
 
 def test_the_sn_inflates_clean_chunks_the_dns_no_longer_hold(small_caches):
@@ -446,9 +452,7 @@ def test_the_sn_inflates_clean_chunks_the_dns_no_longer_hold(small_caches):
     dom.put_bin(did, arr, select="[0:1024,0:1024]")
 
     def read(select, tag):
-        got = dom.get_bin(did, "<f4", select=select, tag=tag)
-        line = [ln for ln in small_caches.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
-        return got, line[-1].rsplit(" via ", 1)[-1]
+        return dom.get_bin(did, "<f4", select=select, tag=tag), executor_of(small_caches, tag)
 
     got, via = read("[768:1024,0:1024]", "dirty")
     assert np.array_equal(got, arr[768:].ravel()) and via == "dn"    # not in storage yet
@@ -477,8 +481,7 @@ def test_the_sn_maps_plain_chunks_for_a_few_elements_the_dns_no_longer_hold(smal
     def points(pts, tag):
         raw = dom.ok("POST", f"/datasets/{did}/value", params={"tag": tag},
                      data=np.asarray(pts, "<u8").tobytes(), headers={**BIN, **ACC})
-        line = [ln for ln in small_caches.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
-        return np.frombuffer(raw, "<i4"), line[-1].rsplit(" via ", 1)[-1]
+        return np.frombuffer(raw, "<i4"), executor_of(small_caches, tag)
 
     cold = [[0, 0], [255, 1023], [7, 9], [1100, 3], [1279, 1023]]     # chunks 0 and 4
     got, via = points(cold, "cold")
@@ -490,8 +493,7 @@ def test_the_sn_maps_plain_chunks_for_a_few_elements_the_dns_no_longer_hold(smal
     got, via = points(held, "held")
     assert via == "dn" and list(got) == [arr[i, j] for i, j in held]
     got = dom.get_bin(did, "<i4", select="[0:1280,17:18]", tag="col")   # 2 of 5 held
-    line = [ln for ln in small_caches.sn_log.read_text().splitlines() if "tag=col" in ln]
-    assert np.array_equal(got, arr[:, 17]) and line[-1].endswith(" via sn")
+    assert np.array_equal(got, arr[:, 17]) and executor_of(small_caches, "col") == "sn"
 
 
 def test_reads_skip_the_dns_only_when_clean(server):
@@ -504,8 +506,7 @@ def test_reads_skip_the_dns_only_when_clean(server):
 
     def read(tag):
         got = dom.get_bin(did, "<i4", select="[0:64,0:64]", tag=tag).reshape(64, 64)
-        line = [ln for ln in server.sn_log.read_text().splitlines() if f"tag={tag}" in ln]
-        return got, line[-1].rsplit(" via ", 1)[-1]
+        return got, executor_of(server, tag)
 
     got, via = read("a")
     assert np.array_equal(got, arr) and via == "dn"
