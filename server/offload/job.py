@@ -31,8 +31,8 @@ class Job:
         self.piece_dtype = self.piece_info.dtype
         # what an answer array is allocated with, over types.full_shape: numpy would
         # expand an array type's dims a second time from piece_dtype
-        self.out_dtype = types.type_info(self.piece_type).elem_dtype
-        self.item_size = types.item_size(self.piece_type)
+        self.out_dtype = self.piece_info.elem_dtype
+        self.item_size = self.piece_info.itemsize
 
     @cached_property
     def codec(self):
