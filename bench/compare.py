@@ -6,14 +6,14 @@ Starts h5cloud (1 SN + N DNs, POSIX storage in a temporary folder, free loopback
 stock HSDS 1.0.2 (installed into .venv-hsds on first use, run by ../shared/bench/hsds_anchor.sh
 in its own network namespace) once each. Then, --runs rounds: probe the loopback ceiling
 (../shared/bench/loopback_limit.py) and the workload client's own read ceiling
-(bench/client_ceiling.py: a server that does nothing, read the workload's way), then run ../shared/bench/workload.py --repeat 1 once
-against each server (a fresh domain per run), the two taking turns at going first, so drift
-hits both; each run starts after a sync() (the other's writes reach the disk before, not
-during, it) once the CPUs are quiet. Every figure is shown as median [min-max]
-per server; a target is judged on the median of the per-round ratios (h5cloud vs HSDS of the
-same round; read vs the ceiling of the same round). The machine's speed is probed each round
-(a fixed Python loop) and its load sampled every
-second. Prints a table and a JSON line.
+(bench/client_ceiling.py: a server that does nothing, read the workload's way), then run
+../shared/bench/workload.py --repeat 1 once against each server (a fresh domain per run),
+the two taking turns at going first, so drift hits both; each run starts after a sync()
+(the other's writes reach the disk before, not during, it) once the CPUs are quiet.
+Every figure is shown as median [min-max] per server; a target is judged on the median
+of the per-round ratios (h5cloud vs HSDS of the same round; read vs the ceiling of the
+same round). The machine's speed is probed each round (a fixed Python loop) and its load
+sampled every second. Prints a table and a JSON line.
 """
 import argparse
 import contextlib

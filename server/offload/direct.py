@@ -2,6 +2,7 @@
 the DNs use, skipping the hop through a DN. Only for datasets no DN holds dirty
 chunks of (the dispatcher decides)."""
 import asyncio
+import math
 
 import numpy as np
 
@@ -68,17 +69,11 @@ async def fetch_rows(store, job: Job, task, codec):
     return part, (shifted, *task.chunk_sel[1:])
 
 
-def used_share(job: Job, tasks) -> float:
-    """The share of each chunk's elements these tasks use, on average."""
-    per_chunk = 1
-    for n in job.chunk_dims:
-        per_chunk *= n
-    return sum(t.count for t in tasks) / (max(1, len(tasks)) * per_chunk)
-
-
-def mappable(job: Job, codec) -> bool:
-    """Chunks stored as plain arrays, each in its own object: read through a map."""
-    return codec.pipeline.identity and not codec.variable and not job.refs
+def sparse(job: Job, tasks) -> bool:
+    """Do these tasks use only a few elements of each chunk, on average (a column,
+    scattered points)?"""
+    used = sum(t.count for t in tasks) / (max(1, len(tasks)) * math.prod(job.chunk_dims))
+    return used < SPARSE
 
 
 def select(job: Job, arr, task, sel=None):
@@ -106,21 +101,27 @@ class DirectExecutor:
 
         await asyncio.gather(*(one(t) for t in tasks))
 
-    async def read(self, job: Job, tasks, out: np.ndarray):
+    def maps_sparse(self, job: Job, tasks) -> bool:
+        """Would these tasks be read through memory maps: a few elements of each of
+        chunks stored as plain arrays, each in its own object, in a store that maps?"""
         codec = job.codec
-        if self.maps and mappable(job, codec) and used_share(job, tasks) < SPARSE:
-            tasks = await self._read_mapped(job, tasks, out, codec)
+        return self.maps and codec.pipeline.identity and not codec.variable and \
+            not job.refs and sparse(job, tasks)
+
+    async def read(self, job: Job, tasks, out: np.ndarray):
+        if self.maps_sparse(job, tasks):
+            tasks = await self._read_mapped(job, tasks, out)
 
         def place(task, found):
             arr, sel = found
             out[task.out_sel] = select(job, arr, task, sel)
         await self._each(job, tasks, place, fetch_rows)
 
-    async def _read_mapped(self, job: Job, tasks, out: np.ndarray, codec) -> list:
+    async def _read_mapped(self, job: Job, tasks, out: np.ndarray) -> list:
         """Sparse reads (a column, scattered points) of plain chunks through memory
         maps, all in one worker thread: the pages touched, not whole chunks. Returns
         the tasks whose object is not a whole chunk (read the usual way: pad or 502)."""
-        left = []
+        codec, left = job.codec, []
 
         def use(i, view):
             task = tasks[i]

@@ -14,7 +14,7 @@ import logging
 import time
 
 from ..core.selection import chunk_tasks
-from .direct import SPARSE, DirectExecutor, mappable, used_share
+from .direct import DirectExecutor, sparse
 from .dn import DnExecutor
 from .serverless import Decision, offload_query, plan_read
 from .job import Job
@@ -98,12 +98,11 @@ class Dispatcher:
         Measured: README."""
         if self.direct is None or not tasks or not self.is_clean(job.dset["id"]):
             return False
-        codec = job.codec
-        if used_share(job, tasks) < SPARSE:
-            return self.direct.maps and mappable(job, codec) and \
+        if sparse(job, tasks):
+            return self.direct.maps_sparse(job, tasks) and \
                 self.dn.cached_share(job, tasks) < CACHED and \
                 len(tasks) * job.chunk_bytes > self.dn.capacity * CACHED
-        return not codec.compressed or self.dn.cached_share(job, tasks) < CACHED
+        return not job.codec.compressed or self.dn.cached_share(job, tasks) < CACHED
 
     def whole_chunk_pages(self, job: Job, sel) -> bool:
         """Should the pages of a streamed read of sel hold whole chunk rows? Yes where the
