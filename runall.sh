@@ -37,7 +37,7 @@ case "$dn" in ''|*[!0-9]*|0) echo "runall.sh: --dn needs a positive number" >&2;
 
 # the Python environment (also used to set up the home folders in Docker mode)
 py=.venv/bin/python
-if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml, pybase64' >/dev/null 2>&1; then
+if ! "$py" -c 'import server, aiohttp, aiobotocore, numpy, yaml, pybase64, orjson' >/dev/null 2>&1; then
   echo "setting up .venv (first run)..."
   python3 -m venv .venv
   "$py" -m pip install -q --upgrade pip >/dev/null

@@ -13,7 +13,7 @@ name=${1:-chunk_read}
 runtime=${LAMBDA_PYTHON:-3.12}
 case "$name" in
   chunk_read) deps="numpy numcodecs zstandard zlib-ng pybase64" ;;
-  hslambda) deps="aiohttp aiobotocore numpy pyyaml numcodecs zstandard zlib-ng pybase64" ;;
+  hslambda) deps="aiohttp aiobotocore numpy pyyaml numcodecs zstandard zlib-ng pybase64 orjson" ;;
   *) echo "build.sh: unknown function '$name' (chunk_read, hslambda)" >&2; exit 2 ;;
 esac
 stage=build/lambda-$name

@@ -1,6 +1,7 @@
 """Datasets and their values over plain HTTP on real SN + DN processes (POSIX and S3):
 creation properties, selections, binary and JSON values, points, resize and append,
 fill values, filters, queries, broadcast, streaming and 413."""
+import json
 import math
 import time
 import uuid
@@ -310,6 +311,32 @@ def test_queries(dom):
     plain = dom.dataset(I32, [10])
     assert dom.req("GET", f"/datasets/{plain}/value", params={"query": "x > 1"}).status_code \
         == 400
+
+
+def test_nan_written_by_a_client_reaches_the_dns(dom):
+    """A fill value and a query's update of NaN: frames between the SN and the DNs carry
+    them as the client wrote them (not as null)."""
+    def with_nan(method, path, status, body, **params):     # requests' json= refuses NaN
+        return dom.ok(method, path, status, data=json.dumps(body), params=params,
+                      headers={"Content-Type": "application/json"})
+
+    did = with_nan("POST", "/datasets", 201, {"type": F32, "shape": [20], "creationProperties": {
+        "layout": {"class": "H5D_CHUNKED", "dims": [5]}, "fillValue": float("nan")}})["id"]
+    dom.put_bin(did, np.arange(5, dtype="<f4"), select="[5:10]")
+    got = dom.get_bin(did, "<f4")
+    assert np.isnan(got[:5]).all() and np.isnan(got[10:]).all()
+    assert np.array_equal(got[5:10], np.arange(5, dtype="<f4"))
+    ctype = {"class": "H5T_COMPOUND", "fields": [{"name": "n", "type": I32},
+                                                 {"name": "x", "type": F32}]}
+    dt = np.dtype([("n", "<i4"), ("x", "<f4")])
+    rows = np.zeros(10, dt)
+    rows["n"] = np.arange(10)
+    tid = dom.dataset(ctype, [10], creationProperties={
+        "layout": {"class": "H5D_CHUNKED", "dims": [4]}})
+    dom.put_bin(tid, rows)
+    with_nan("PUT", f"/datasets/{tid}/value", 200, {"x": float("nan")}, query="n >= 7")
+    got = dom.get_bin(tid, dt)
+    assert np.isnan(got["x"][7:]).all() and (got["x"][:7] == 0).all()
 
 
 def test_queries_of_simple_datasets(dom):

@@ -3,17 +3,18 @@ followed by raw payload bytes, so chunk data never goes through JSON.
 
     u32 little-endian header length | header (UTF-8 JSON) | payload
 """
-import json
 import struct
 
+from . import fastjson
 from .errors import BadRequest
 
 _LEN = struct.Struct("<I")
 
 
 def head(header: dict) -> bytes:
-    """The frame's start (length + JSON header); the payload parts follow it."""
-    text = json.dumps(header).encode("utf-8")
+    """The frame's start (length + JSON header); the payload parts follow it. Floats in
+    the header must be finite, or in a fastjson.embedded part."""
+    text = fastjson.dumps(header)
     return _LEN.pack(len(text)) + text
 
 
@@ -29,7 +30,7 @@ def unpack(body) -> tuple[dict, memoryview]:
     if 4 + n > len(view):
         raise BadRequest("short frame header")
     try:
-        header = json.loads(bytes(view[4:4 + n]))
+        header = fastjson.loads(bytes(view[4:4 + n]))
     except ValueError:
         raise BadRequest("frame header is not JSON") from None
     return header, view[4 + n:]

@@ -7,7 +7,7 @@ import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from ..core import frames
+from ..core import fastjson, frames
 from ..core.errors import HttpError, InsufficientStorage, NotFound, Unavailable
 from ..offload.dn import BATCH_BYTES
 from ..offload.wire import CHANNEL_PATH, MESSAGE_BYTES
@@ -54,13 +54,14 @@ async def get_meta(app, q, body):
 
 
 async def put_meta(app, q, body):
-    await app[NODE].put(*_where(q), parse_json(body), exclusive=_flag(q, "exclusive"),
+    doc = parse_json(body, fastjson.loads)
+    await app[NODE].put(*_where(q), doc, exclusive=_flag(q, "exclusive"),
                         sync=_flag(q, "sync"))
     return _json({}, 201)
 
 
 async def apply_op(app, q, body):
-    call = parse_json(body)
+    call = parse_json(body, fastjson.loads)
     return _json(await app[NODE].apply(*_where(q), call["op"], call.get("args") or {},
                                        sync=bool(call.get("sync"))))
 
@@ -84,7 +85,7 @@ async def write_chunks(app, q, body):
 
 
 async def dirty_chunks(app, q, body):
-    prefixes = parse_json(body)["prefixes"]
+    prefixes = parse_json(body, fastjson.loads)["prefixes"]
     return _json({"dirty": app[NODE].chunks.dirty_prefixes(prefixes)})
 
 

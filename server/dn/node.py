@@ -15,7 +15,7 @@ import copy
 import json
 import logging
 
-from ..core import metaops
+from ..core import fastjson, metaops
 from ..core.errors import Conflict, Gone, NotFound
 from .cache import WriteBackCache
 
@@ -28,7 +28,7 @@ def dumps(doc) -> bytes:
 
 async def _decode_doc(data: bytes) -> dict:
     try:
-        return {"value": json.loads(data), "encode": dumps}
+        return {"value": fastjson.loads(data), "encode": dumps}
     except ValueError:
         raise NotFound("unreadable object") from None
 

@@ -137,18 +137,18 @@ class LocalExecutor:
         return 0.0
 
     async def read(self, job: Job, tasks, out):
-        pieces = await ChunkOps(self.nodes.node()).pieces(Request(job.header(tasks)))
+        pieces = await ChunkOps(self.nodes.node()).pieces(Request(job.header(tasks, encoded=False)))
         for task, piece in zip(tasks, pieces):      # in-process: no bytes in between
             out[task.out_sel] = piece.reshape(task.shape)
 
     async def write(self, job: Job, tasks, src):
         pieces = [values.as_buffer(src[task.out_sel], job.piece_type) for task in tasks]
-        req = Request(job.header(tasks))
+        req = Request(job.header(tasks, encoded=False))
         await self.nodes.change(lambda node: ChunkOps(node).write(req, pieces))
 
     async def query(self, job: Job, tasks, text, limit=None, update=None,
                     positions=True) -> list:
-        req = Request(job.header(tasks))
+        req = Request(job.header(tasks, encoded=False))
 
         async def run(node):
             return await ChunkOps(node).query(req, text, limit, update, positions)

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 
-from ..core import frames, values
+from ..core import fastjson, frames, values
 from ..core.ids import dataset_prefix, node_index
 from .cost import RecentChunks
 from .job import Job
@@ -66,7 +66,7 @@ class DnExecutor:
         prefixes = {dataset_prefix(d): d for d in dset_ids}
         body = json.dumps({"prefixes": list(prefixes)}).encode()
         answers = await asyncio.gather(*(self._post(u, "/chunks/dirty", body) for u in self.urls))
-        return {prefixes[p] for raw in answers for p in json.loads(bytes(raw))["dirty"]}
+        return {prefixes[p] for raw in answers for p in fastjson.loads(bytes(raw))["dirty"]}
 
     async def read(self, job: Job, tasks, out: np.ndarray):
         """Fill out[task.out_sel] for every task."""
@@ -103,7 +103,8 @@ class DnExecutor:
         in order so the first matches win."""
         async def one(url, group, lim):
             header = job.header(group)
-            header.update(query=text, limit=lim, update=update, positions=positions)
+            header.update(query=text, limit=lim, positions=positions,
+                          update=None if update is None else fastjson.embedded(update))
             raw = await self._post(url, "/chunks/query", frames.pack(header))
             head, payload = frames.unpack(raw)
             return decode_found(job, group, head["counts"], frames.split(payload, head["sizes"]))

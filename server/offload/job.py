@@ -3,7 +3,7 @@ request (core.selection) — what every executor (DNs, the SN itself, Lambda) ru
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ..core import ids, layout, types
+from ..core import fastjson, ids, layout, types
 from ..core.chunks import codec_for
 from ..core.selection import ChunkTask
 
@@ -52,8 +52,15 @@ class Job:
         part = layout.partition_of(task.index, self.partitions) if self.partitions else None
         return ids.chunk_id(self.dset["id"], task.index, part)
 
-    def header(self, tasks) -> dict:
-        """The JSON header of a framed request for these tasks."""
+    @cached_property
+    def dset_json(self):
+        """The dataset document as it goes into each framed request, encoded once: its
+        fill value may be NaN, and its attributes are no executor's business."""
+        return fastjson.embedded({k: v for k, v in self.dset.items() if k != "attributes"})
+
+    def header(self, tasks, encoded=True) -> dict:
+        """The JSON header of a framed request for these tasks (for frames.head); not
+        encoded, with the dataset document as it is (a Request in this process)."""
         items = []
         for task in tasks:
             item = {"id": self.chunk_id(task), "task": task.to_json()}
@@ -61,7 +68,8 @@ class Job:
             if ref:
                 item["ref"] = ref
             items.append(item)
-        return {"bucket": self.bucket, "dset": self.dset, "chunk_dims": list(self.chunk_dims),
+        return {"bucket": self.bucket, "dset": self.dset_json if encoded else self.dset,
+                "chunk_dims": list(self.chunk_dims),
                 "fields": self.fields, "tasks": items}
 
     def estimate(self, task: ChunkTask) -> int:

@@ -18,6 +18,7 @@ import socket
 
 import aiohttp
 
+from ..core import fastjson
 from ..core.ids import node_index
 from ..offload.dn import DnExecutor
 from ..offload.wire import Wire
@@ -78,7 +79,7 @@ class DataNodes:
         """method on node's path (node: one of urls): its JSON answer."""
         data = b"" if body is None else json.dumps(body).encode()
         raw = await self.wire.call(node, method, path, params, data)
-        return json.loads(bytes(raw)) if len(raw) else None
+        return fastjson.loads(bytes(raw)) if len(raw) else None
 
     # ---- documents -------------------------------------------------------
 
