@@ -15,6 +15,7 @@ class Job:
     chunk_dims: tuple
     fields: list | None = None
     refs: dict = field(default_factory=dict)   # chunk index -> [bucket, key, offset, size]
+    _chunk_ids: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         self.type = self.dset["type"]
@@ -49,8 +50,14 @@ class Job:
         return count
 
     def chunk_id(self, task: ChunkTask) -> str:
-        part = layout.partition_of(task.index, self.partitions) if self.partitions else None
-        return ids.chunk_id(self.dset["id"], task.index, part)
+        """The id of a task's chunk, made once per chunk of the job: placement, frame
+        headers and the DNs' record each ask for it."""
+        cid = self._chunk_ids.get(task.index)
+        if cid is None:
+            part = layout.partition_of(task.index, self.partitions) if self.partitions \
+                else None
+            cid = self._chunk_ids[task.index] = ids.chunk_id(self.dset["id"], task.index, part)
+        return cid
 
     @cached_property
     def dset_json(self):
