@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build a Lambda zip from a clean folder:  awslambda/build.sh [chunk_read|hslambda]
 #   chunk_read -> dist/chunk_read.zip: chunk_read_lambda/ + server/core (all it imports)
-#                 + numpy, numcodecs, zstandard, zlib-ng, pybase64 as manylinux x86_64 wheels for
-#                 the function's runtime (python3.12). boto3/botocore come with the runtime.
+#                 + numpy, numcodecs, zstandard, zlib-ng, pybase64, orjson as manylinux
+#                 x86_64 wheels for the function's runtime (python3.12). boto3/botocore
+#                 come with the runtime.
 #   hslambda   -> dist/hslambda.zip: the whole server (server/, admin/config/config.yml;
 #                 handler server.lambda_app.lambda_handler) + its dependencies, aiobotocore
 #                 with the botocore it pins included.
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 name=${1:-chunk_read}
 runtime=${LAMBDA_PYTHON:-3.12}
 case "$name" in
-  chunk_read) deps="numpy numcodecs zstandard zlib-ng pybase64" ;;
+  chunk_read) deps="numpy numcodecs zstandard zlib-ng pybase64 orjson" ;;
   hslambda) deps="aiohttp aiobotocore numpy pyyaml numcodecs zstandard zlib-ng pybase64 orjson" ;;
   *) echo "build.sh: unknown function '$name' (chunk_read, hslambda)" >&2; exit 2 ;;
 esac
