@@ -60,14 +60,20 @@ class WriteBackCache:
     def cached(self, bk) -> Entry | None:
         return self._entries.get(bk)
 
+    def hit(self, bk) -> Entry | None:
+        """The entry for bk if held now, as the latest used (get without loading)."""
+        entry = self._entries.get(bk)
+        if entry is not None:
+            self._entries.move_to_end(bk)
+        return entry
+
     async def get(self, bk, decode, missing=None) -> Entry:
         """The entry for bk, loaded once however many ask. `await decode(bytes)` gives the
         entry's fields ({value, encode[, empty, compress]}); when storage has no such key,
         missing() gives them for a clean, never-stored entry (chunks read as fill);
         without it, NotFound."""
-        entry = self._entries.get(bk)
+        entry = self.hit(bk)
         if entry is not None:
-            self._entries.move_to_end(bk)
             return entry
         if bk in self._tombstones:
             raise Gone(f"{bk[1]} has been deleted")

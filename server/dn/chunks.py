@@ -110,12 +110,25 @@ class ChunkOps:
                 req.piece_info.dtype)
         return piece
 
+    async def _entries(self, req: Request) -> list:
+        """Each task's cache entry: those the cache holds now taken at once (a task
+        each would cost more than a small piece), the others loaded together."""
+        cache = self.node.chunks
+        entries = [cache.hit((req.bucket, chunk_key(c))) for c, _, _ in req.tasks]
+        missing = [i for i, entry in enumerate(entries) if entry is None]
+        if missing:
+            loaded = await asyncio.gather(*(self._chunk(req, req.tasks[i][0], req.tasks[i][2])
+                                            for i in missing))
+            for i, entry in zip(missing, loaded):
+                entries[i] = entry
+        return entries
+
     def _piece_bytes(self, req: Request, piece):
         return values.as_buffer(self._piece(req, piece), req.piece_info)
 
     async def pieces(self, req: Request) -> list:
         """Each task's selected elements (arrays), in task order."""
-        entries = await asyncio.gather(*(self._chunk(req, c, ref) for c, _, ref in req.tasks))
+        entries = await self._entries(req)
         return [self._piece(req, entry.value[task.chunk_sel])
                 for entry, (_, task, _) in zip(entries, req.tasks)]
 
