@@ -125,7 +125,7 @@ class DataNodes:
     cache_bytes: int | None = None    # each DN's chunk cache (validation: what `cached` of a
                                   # record means in chunks; None: not known)
     query_window: int | None = 16     # a query takes its chunks in order, loading this many
-                                  # ahead (h5cloud: QUERY_WINDOW in server/offload/dn.py);
+                                  # ahead (h5cloud: QUERY_WINDOW in server/core/frames.py);
                                   # None: as any read, through the pool
     call_cpu_ms: float = 0.0      # a DN's CPU per call (one per DN and page): parse the
                                   # message and its JSON header, frame and send the answer
@@ -235,7 +235,7 @@ def preset(name: str) -> Scenario:
                          placement="hash",      # md5 of the chunk id (core/ids.py)
                          cache_bytes=1 << 20,   # offload_grid.py --dn-cache (default 1m)
                          connections=64,        # aws_lambda_p_dn: the DN's S3 pool
-                         query_window=16,       # QUERY_WINDOW (server/offload/dn.py)
+                         query_window=16,       # QUERY_WINDOW (server/core/frames.py)
                          call_cpu_ms=0.8,       # per DN call (measured 11-30)
                          request_ms=0.2),       # loopback WebSocket message each way
             fn=Lambda(max_concurrency=8, cpu=1.0, cold_ms=(900.0, 1300.0), cold_cpu_ms=850.0,

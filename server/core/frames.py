@@ -10,6 +10,12 @@ from .errors import BadRequest
 
 _LEN = struct.Struct("<I")
 
+# the channel between the SN and its DNs: server/offload calls, server/dn answers
+CHANNEL_PATH = "/channel"       # the WebSocket the calls travel on as messages
+MESSAGE_BYTES = 1024**2         # bodies up to this go as messages, bigger ones as HTTP
+BATCH_BYTES = 16 * 1024**2      # a chunk call's elements at most: pipelining, no big buffers
+QUERY_WINDOW = 16               # chunks a DN query loads ahead, in order (its memory)
+
 
 def head(header: dict) -> bytes:
     """The frame's start (length + JSON header); the payload parts follow it. Floats in

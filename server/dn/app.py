@@ -9,8 +9,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..core import fastjson, frames
 from ..core.errors import HttpError, InsufficientStorage, NotFound, Unavailable
-from ..offload.dn import BATCH_BYTES
-from ..offload.wire import CHANNEL_PATH, MESSAGE_BYTES
+from ..core.frames import BATCH_BYTES, CHANNEL_PATH, MESSAGE_BYTES
 from ..web import error_middleware, json_response, parse_json, read_body
 from .chunks import ChunkOps, Request
 from .node import DataNode

@@ -18,7 +18,7 @@ from ..core.errors import BadRequest, ServerError
 from ..core.ids import chunk_index, chunk_key
 from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
-from ..offload.dn import QUERY_WINDOW
+from ..core.frames import QUERY_WINDOW
 
 log = logging.getLogger("h5cloud.dn")
 

@@ -6,13 +6,11 @@ import json
 import numpy as np
 
 from ..core import fastjson, frames, values
+from ..core.frames import BATCH_BYTES, MESSAGE_BYTES
 from ..core.ids import dataset_prefix, node_index
 from .cost import RecentChunks
 from .job import Job
-from .wire import MESSAGE_BYTES, Wire
-
-BATCH_BYTES = 16 * 1024**2      # per request: pipelining without big buffers
-QUERY_WINDOW = 16               # chunks a DN query loads ahead, in order (its memory)
+from .wire import Wire
 
 
 class DnExecutor:

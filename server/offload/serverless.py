@@ -14,9 +14,9 @@ import pybase64
 import zstandard
 
 from ..core import values
+from ..core.frames import QUERY_WINDOW
 from . import emf
 from .cost import CostModel, Work, codec_name
-from .dn import QUERY_WINDOW
 from .invoke import Invoker
 from .job import Job
 

@@ -21,11 +21,10 @@ import aiohttp
 
 from ..core import frames
 from ..core.errors import Unavailable, error_for
+from ..core.frames import CHANNEL_PATH, MESSAGE_BYTES
 
 log = logging.getLogger("h5cloud.wire")
-MESSAGE_BYTES = 1024**2     # bodies up to this go as messages, bigger ones as HTTP
 SOCKETS = 4                 # per DN, opened as calls overlap
-CHANNEL_PATH = "/channel"
 
 
 class _Socket:
