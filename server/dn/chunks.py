@@ -15,10 +15,10 @@ import numpy as np
 from ..core import types, values
 from ..core.chunks import codec_for
 from ..core.errors import BadRequest, ServerError
+from ..core.frames import QUERY_WINDOW
 from ..core.ids import chunk_index, chunk_key
 from ..core.query import parse_query, parse_update
 from ..core.selection import ChunkTask
-from ..core.frames import QUERY_WINDOW
 
 log = logging.getLogger("h5cloud.dn")
 

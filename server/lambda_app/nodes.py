@@ -137,7 +137,8 @@ class LocalExecutor:
         return 0.0
 
     async def read(self, job: Job, tasks, out):
-        pieces = await ChunkOps(self.nodes.node()).pieces(Request(job.header(tasks, encoded=False)))
+        req = Request(job.header(tasks, encoded=False))
+        pieces = await ChunkOps(self.nodes.node()).pieces(req)
         for task, piece in zip(tasks, pieces):      # in-process: no bytes in between
             out[task.out_sel] = piece.reshape(task.shape)
 
