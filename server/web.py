@@ -45,7 +45,8 @@ def parse_json(raw, loads=json.loads):
         raise BadRequest(f"body is not valid JSON: {e}") from None
     except RecursionError:
         raise too_deep from None
-    if not json_depth_ok(value):
+    # nesting deeper than the limit takes two brackets a level: short bodies cannot
+    if len(raw) >= 2 * MAX_JSON_DEPTH and not json_depth_ok(value):
         raise too_deep
     return value
 

@@ -273,6 +273,17 @@ def test_json_bodies_over_max_json_body_are_413(cluster):
     assert req(cluster, "POST", "/groups", domain=domain, json={}).status_code == 201
 
 
+def test_json_nested_past_64_levels_is_400(cluster):
+    """Deep nesting is refused before any handler walks it; 64 levels are parsed."""
+    domain, _ = new_domain(cluster)
+    headers = {"Content-Type": "application/json"}
+    for depth, deep in ((65, True), (64, False), (200, True)):
+        body = "[" * depth + "]" * depth
+        rsp = req(cluster, "POST", "/groups", domain=domain, data=body, headers=headers)
+        is_json_error(rsp, 400)
+        assert ("nested deeper than 64" in rsp.json()["error"]) == deep, (depth, rsp.text)
+
+
 def test_dataset_values_keep_max_request_size(cluster):
     domain, root = new_domain(cluster)
     rsp = req(cluster, "POST", "/datasets", domain=domain,

@@ -10,10 +10,15 @@ import uuid
 COLLECTIONS = {"g": "groups", "d": "datasets", "t": "datatypes"}
 PREFIX_OF = {v: k for k, v in COLLECTIONS.items()}
 _HEX = set("0123456789abcdef")
+_ROT8 = str.maketrans("0123456789abcdefABCDEF", "89abcdef01234567234567")
+_NOT_HEX = str.maketrans("", "", "0123456789abcdefABCDEF")
 
 
 def _rot8(hexdigits: str) -> str:
-    return "".join("%x" % ((int(c, 16) + 8) % 16) for c in hexdigits)
+    """Each hex digit plus 8, mod 16, in lower case; ValueError for a non-hex one."""
+    if hexdigits.translate(_NOT_HEX):
+        raise ValueError(f"not hex digits: {hexdigits!r}")
+    return hexdigits.translate(_ROT8)
 
 
 def _format(prefix: str, h: str) -> str:
@@ -56,7 +61,8 @@ def is_valid(obj_id: str, prefix: str | None = None) -> bool:
         return False
     if obj_id[0] not in COLLECTIONS or (prefix and obj_id[0] != prefix):
         return False
-    return all(c.isalnum() or c == "-" for c in obj_id[2:])
+    rest = obj_id[2:].replace("-", "")
+    return not rest or rest.isalnum()
 
 
 def is_v2(obj_id: str) -> bool:
