@@ -39,30 +39,20 @@ def _cpu_s(pid: int) -> float:
 
 
 def measure(kind: str, n: int, dn: int, size: int, rows: int) -> dict:
-    """Start a cluster from the server package on sys.path, run kind n times."""
+    """Start a cluster from the server package on PYTHONPATH, run kind n times."""
     import numpy as np
     import requests
-    import server
-    from server.launch import Cluster, free_ports, make_home_folders
+    import server       # first: compare puts this repository on sys.path, and the
+    import compare      # cluster must come from the tree under test (server.__path__)
 
-    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        tmp = Path(tmp)
-        (tmp / "data" / "hsdstest").mkdir(parents=True)
-        (tmp / "passwd.txt").write_text("admin:admin\ntest_user1:test\n")
-        base = free_ports(dn + 1)
-        env = {**os.environ, "ROOT_DIR": str(tmp / "data"), "BUCKET_NAME": "hsdstest",
-               "PASSWORD_FILE": str(tmp / "passwd.txt"), "SN_PORT": str(base),
-               "DN_PORT": str(base + 1), "LOG_LEVEL": "WARNING"}
-        env.pop("AWS_S3_GATEWAY", None)
-        cluster = Cluster(tmp / "run", dn, env)
-        stack.callback(cluster.stop)
-        cluster.start()
-        make_home_folders(cluster.endpoint, "admin", "admin", ["test_user1"])
+    with contextlib.ExitStack() as stack:
+        cluster = compare.start_h5cloud(stack, argparse.Namespace(dn=dn))
+        run_dir = Path(cluster["run_dir"])
         session = requests.Session()
         domain = f"/home/test_user1/ab_{uuid.uuid4().hex[:8]}.h5"
 
         def rest(method, path, params=None, **kw):
-            rsp = session.request(method, cluster.endpoint + path, auth=("test_user1", "test"),
+            rsp = session.request(method, cluster["endpoint"] + path, auth=("test_user1", "test"),
                                   params={"domain": domain, **(params or {})}, **kw)
             rsp.raise_for_status()
             return rsp
@@ -71,8 +61,8 @@ def measure(kind: str, n: int, dn: int, size: int, rows: int) -> dict:
         one = _setup(kind, rest, root, np, size, rows)
         for _ in range(max(5, n // 10)):
             one(-1)
-        pids = [int(p.read_text()) for p in sorted((tmp / "run").glob("*.pid"))]
-        sn_pid = int((tmp / "run" / "sn.pid").read_text())
+        pids = [int(p.read_text()) for p in sorted(run_dir.glob("*.pid"))]
+        sn_pid = int((run_dir / "sn.pid").read_text())
         before = {p: _cpu_s(p) for p in pids}
         mine = time.process_time()
         times = []
@@ -153,7 +143,10 @@ def run_one(tree: Path, kind: str, args) -> dict:
                          timeout=1800)
     if out.returncode:
         raise SystemExit(f"{kind} in {tree} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    if Path(got["tree"]) != tree.resolve():
+        raise SystemExit(f"{kind} meant for {tree} ran the server in {got['tree']}")
+    return got
 
 
 def summary(runs: list) -> str:

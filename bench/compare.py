@@ -192,7 +192,8 @@ def start_h5cloud(stack, args) -> dict:
     stack.callback(cluster.stop)  # a no-op where nothing was started
     cluster.start()
     make_home_folders(cluster.endpoint, "admin", "admin", ["test_user1"])
-    return {"name": "h5cloud", "prefix": [], "endpoint": cluster.endpoint, "env": None}
+    return {"name": "h5cloud", "prefix": [], "endpoint": cluster.endpoint, "env": None,
+            "run_dir": cluster.run_dir}
 
 
 def hsds_venv() -> Path:

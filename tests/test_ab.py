@@ -9,7 +9,7 @@ AB = REPO / "bench" / "ab.py"
 SMALL = ["--n", "3", "--size", "512", "--rows", "3000", "--dn", "2"]
 
 
-def test_one_measurement_runs_the_tree_it_is_started_in(tmp_path):
+def test_one_measurement_runs_the_tree_it_is_started_in():
     out = subprocess.run([sys.executable, str(AB), "--one", "query10", *SMALL],
                          cwd=REPO, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
                          capture_output=True, text=True, timeout=300, check=True).stdout

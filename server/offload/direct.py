@@ -101,15 +101,14 @@ class DirectExecutor:
 
         await asyncio.gather(*(one(t) for t in tasks))
 
-    def maps_sparse(self, job: Job, tasks) -> bool:
-        """Would these tasks be read through memory maps: a few elements of each of
-        chunks stored as plain arrays, each in its own object, in a store that maps?"""
+    def maps_plain(self, job: Job) -> bool:
+        """Can a few elements of a chunk be read through a memory map: chunks stored as
+        plain arrays, each in its own object, in a store that maps?"""
         codec = job.codec
-        return self.maps and codec.pipeline.identity and not codec.variable and \
-            not job.refs and sparse(job, tasks)
+        return self.maps and codec.pipeline.identity and not codec.variable and not job.refs
 
     async def read(self, job: Job, tasks, out: np.ndarray):
-        if self.maps_sparse(job, tasks):
+        if self.maps_plain(job) and sparse(job, tasks):
             tasks = await self._read_mapped(job, tasks, out)
 
         def place(task, found):

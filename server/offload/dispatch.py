@@ -99,7 +99,7 @@ class Dispatcher:
         if self.direct is None or not tasks or not self.is_clean(job.dset["id"]):
             return False
         if sparse(job, tasks):
-            return self.direct.maps_sparse(job, tasks) and \
+            return self.direct.maps_plain(job) and \
                 self.dn.cached_share(job, tasks) < CACHED and \
                 len(tasks) * job.chunk_bytes > self.dn.capacity * CACHED
         return not job.codec.compressed or self.dn.cached_share(job, tasks) < CACHED

@@ -15,7 +15,7 @@ class Job:
     chunk_dims: tuple
     fields: list | None = None
     refs: dict = field(default_factory=dict)   # chunk index -> [bucket, key, offset, size]
-    _chunk_ids: dict = field(default_factory=dict, init=False, repr=False)
+    _chunk_ids: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         self.type = self.dset["type"]
