@@ -5,6 +5,7 @@ import logging
 import numpy as np
 from aiohttp import web
 
+from .core import fastjson
 from .core.errors import BadRequest, HttpError
 from .core.limits import MAX_JSON_DEPTH, json_depth_ok, safe_header
 
@@ -14,7 +15,7 @@ RETRY_AFTER = "2"      # seconds, on every 503
 
 
 def json_response(data, status: int = 200, headers=None) -> web.Response:
-    body = json.dumps(data).encode("utf-8")
+    body = fastjson.exact(data)
     return web.Response(body=body, status=status, headers=headers,
                         content_type=JSON_TYPE, charset="utf-8")
 

@@ -23,6 +23,20 @@ def dumps(obj) -> bytes:
     return orjson.dumps(obj)
 
 
+def exact(obj) -> bytes:
+    """obj as the standard library would write it, in meaning (any value a client sent:
+    documents, answers): orjson where its output cannot differ, which is whenever it
+    writes no null (its NaN and Infinity) and takes obj at all (not integers past 64
+    bits, nor keys other than strings); the standard library otherwise."""
+    try:
+        out = orjson.dumps(obj)
+        if b"null" not in out:
+            return out
+    except orjson.JSONEncodeError:
+        pass
+    return json.dumps(obj).encode("utf-8")
+
+
 def embedded(obj) -> orjson.Fragment:
     """obj encoded by the standard library (NaN and Infinity kept), to go into dumps."""
     return orjson.Fragment(json.dumps(obj).encode("utf-8"))

@@ -31,7 +31,7 @@ def _flag(q, name):
 
 
 def _json(data, status: int = 200):
-    return status, JSON, [json.dumps(data).encode("utf-8")]
+    return status, JSON, [fastjson.exact(data)]
 
 
 def _framed(header: dict, sizes: list, payload: list):

@@ -12,7 +12,6 @@ changes wait in the caches, and flush answers the storage's error until they are
 """
 import asyncio
 import copy
-import json
 import logging
 
 from ..core import fastjson, metaops
@@ -23,7 +22,7 @@ log = logging.getLogger("h5cloud.dn")
 
 
 def dumps(doc) -> bytes:
-    return json.dumps(doc).encode("utf-8")
+    return fastjson.exact(doc)
 
 
 async def _decode_doc(data: bytes) -> dict:

@@ -11,7 +11,6 @@ after restarts. A node that fails a call or a health check is marked down: reque
 that need it get 503 at once until it answers again.
 """
 import asyncio
-import json
 import logging
 import re
 import socket
@@ -77,7 +76,7 @@ class DataNodes:
 
     async def _call(self, method, node, path, params=None, body=None):
         """method on node's path (node: one of urls): its JSON answer."""
-        data = b"" if body is None else json.dumps(body).encode()
+        data = b"" if body is None else fastjson.exact(body)
         raw = await self.wire.call(node, method, path, params, data)
         return fastjson.loads(bytes(raw)) if len(raw) else None
 
