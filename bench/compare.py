@@ -5,11 +5,12 @@
 Starts h5cloud (1 SN + N DNs, POSIX storage in a temporary folder, free loopback ports) and
 stock HSDS 1.0.2 (installed into .venv-hsds on first use, run by ../shared/bench/hsds_anchor.sh
 in its own network namespace) once each. Then, --runs rounds: probe the loopback ceiling
-(../shared/bench/loopback_limit.py) and the workload client's own read ceiling
-(bench/client_ceiling.py: a server that does nothing, read the workload's way), then run
-../shared/bench/workload.py --repeat 1 once against each server (a fresh domain per run),
-the two taking turns at going first, so drift hits both; each run starts after a sync()
-(the other's writes reach the disk before, not during, it) once the CPUs are quiet.
+(../shared/bench/loopback_limit.py) and the workload client's own ceilings
+(bench/client_ceiling.py: a server that does nothing, asked the workload's way: its read
+and its metadata step), then run ../shared/bench/workload.py --repeat 1 once against each
+server (a fresh domain per run), the two taking turns at going first, so drift hits both;
+each run starts after a sync() (the other's writes reach the disk before, not during, it)
+once the CPUs are quiet.
 Every figure is shown as median [min-max] per server; a target is judged on the median
 of the per-round ratios (h5cloud vs HSDS of the same round; read vs the ceiling of the
 same round). The machine's speed is probed each round (a fixed Python loop) and its load
@@ -223,17 +224,20 @@ def figure(res: dict, key: str):
 
 
 def client_bounds(ceilings: list, hsds: dict) -> list:
-    """[(label, unit, per-round values)]: the read figures of a server that does no work,
-    which is where the workload's client alone stops any server (its first read of a
-    dataset faults in a fresh array; the loopback probe makes none)."""
+    """[(label, unit, per-round values)]: the figures of a server that does no work, which
+    is where the workload's client alone stops any server (its first read of a dataset
+    faults in a fresh array; the loopback probe makes none)."""
     client = [c.get("client_read_MiBps") for c in ceilings]
     out = [("read", "% of the loopback ceiling",
             [round(100 * c / c0["loopback_read_MiBps"], 1) if c else None
              for c, c0 in zip(client, ceilings)])]
-    for key, label in (("read_MiBps", "read"), ("read_gzip_MiBps", "deflate read")):
+    meta = [c.get("client_meta_ops_per_s") for c in ceilings]
+    for key, label, bound in (("read_MiBps", "read", client),
+                              ("read_gzip_MiBps", "deflate read", client),
+                              ("meta_ops_per_s", "metadata", meta)):
         if hsds.get(key):
             out.append((label, "x HSDS", [round(c / h, 2) if c and h else None
-                                          for c, h in zip(client, hsds[key])]))
+                                          for c, h in zip(bound, hsds[key])]))
     return out
 
 
@@ -348,7 +352,8 @@ def main():
     bounds = client_bounds(ceilings, samples.get("HSDS", {}))
     if bounds:
         print("a server that does no work at all (bench/client_ceiling.py: the workload's own "
-              "client reading prebuilt blocks) would reach: "
+              "client reading prebuilt blocks, making groups and attributes nobody stores) "
+              "would reach: "
               + "; ".join(f"{label} {spread(vals)} {unit}" for label, unit, vals in bounds))
 
     load_all = {"cores": cores, "before": round(before, 2)}
