@@ -1,5 +1,5 @@
 """Lambda Invoke without the SDK's per-call machinery: one POST signed by botocore's own
-SigV4 signer, sent with aiohttp (storage/signed.py, as for S3 GETs).
+SigV4 signer, sent with aiohttp (server/signed.py, as for S3 GETs).
 
 The SN sends every invocation of an offloaded read from its one process, so what each
 costs it bounds how many functions it can keep busy. Measured on the 2-core development
@@ -11,7 +11,7 @@ from urllib.parse import quote
 from aiobotocore.session import get_session
 from botocore.auth import SigV4Auth
 
-from ..storage.signed import CredentialSource, SignedHttp, keys_of
+from ..signed import CredentialSource, SignedHttp, keys_of
 
 
 class InvokeError(Exception):

@@ -24,8 +24,8 @@ from botocore.exceptions import (BotoCoreError, ClientError, FlexibleChecksumErr
                                  IncompleteReadError, ResponseStreamingError)
 
 from ..core.errors import NotFound, PreconditionFailed, Unavailable
+from ..signed import keys_of
 from .base import Store, check_bucket, check_key
-from .signed import keys_of
 from .s3get import Missing, ObjectGetter, Retry
 
 log = logging.getLogger("h5cloud.storage")

@@ -15,7 +15,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.exceptions import ClientError
 
 from ..core import s3rest
-from .signed import CredentialSource, SignedHttp
+from ..signed import CredentialSource, SignedHttp
 
 
 class Missing(Exception):

@@ -1,6 +1,7 @@
-"""Requests h5cloud signs itself (S3 GETs in s3get.py, Lambda Invoke in offload/invoke.py):
-botocore's SigV4 signer, sent with aiohttp, skipping the SDK's per-call machinery (endpoint
-rules, event hooks, parsing), which costs more CPU than the request. The keys are the
+"""Requests h5cloud signs itself (S3 GETs in storage/s3get.py, Lambda Invoke in
+offload/invoke.py; here, beside web.py, because both layers use it): botocore's SigV4
+signer, sent with aiohttp, skipping the SDK's per-call machinery (endpoint rules, event
+hooks, parsing), which costs more CPU than the request. The keys are the
 ones in the settings, or the SDK's default chain (environment, web identity, role)."""
 import os
 
