@@ -35,7 +35,6 @@ def test_it_prints_every_figure_as_one_json_line():
     assert all(v > 0 for v in figures.values())
 
 
-
 def test_the_metadata_pass_lists_back_the_groups_it_made():
     port = free_ports(1)
     server = multiprocessing.Process(target=ceiling.serve, args=(port, 256, 1), daemon=True)
