@@ -23,18 +23,19 @@ def dumps(obj) -> bytes:
     return orjson.dumps(obj)
 
 
-def exact(obj) -> bytes:
+def exact(obj, sort_keys=False, allow_nan=True) -> bytes:
     """obj as the standard library would write it, in meaning (any value a client sent:
-    documents, answers): orjson where its output cannot differ, which is whenever it
-    writes no null (its NaN and Infinity) and takes obj at all (not integers past 64
-    bits, nor keys other than strings); the standard library otherwise."""
+    documents, answers, types): orjson where its output cannot differ, which is whenever
+    it writes no null (its NaN and Infinity) and takes obj at all (not integers past 64
+    bits, nor keys other than strings); the standard library otherwise, with its errors
+    (ValueError for NaN where allow_nan is false, TypeError for what JSON cannot hold)."""
     try:
-        out = orjson.dumps(obj)
+        out = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS if sort_keys else 0)
         if b"null" not in out:
             return out
     except orjson.JSONEncodeError:
         pass
-    return json.dumps(obj).encode("utf-8")
+    return json.dumps(obj, sort_keys=sort_keys, allow_nan=allow_nan).encode("utf-8")
 
 
 def embedded(obj) -> orjson.Fragment:

@@ -36,9 +36,8 @@ import re
 from functools import lru_cache
 
 import numpy as np
-import orjson
 
-from server.core import limits
+from server.core import fastjson, limits
 from server.core.errors import BadRequest
 
 VARIABLE = "H5T_VARIABLE"
@@ -428,17 +427,10 @@ def _info_cached(key: bytes) -> TypeInfo:
 
 
 def _key(t) -> bytes:
-    """A type's cache key: its JSON, keys sorted. orjson where it is exact (a compound
-    type: 1 µs, not 14); the standard library judges what orjson refuses, and anything
-    with a null in it (orjson writes NaN as null, where a type must not have one)."""
+    """A type's cache key: its JSON, keys sorted (through orjson where that is exact: a
+    compound type 1 µs, not 14); a NaN, or anything JSON cannot hold, is no type."""
     try:
-        key = orjson.dumps(t, option=orjson.OPT_SORT_KEYS)
-        if b"null" not in key:
-            return key
-    except orjson.JSONEncodeError:
-        pass
-    try:
-        return json.dumps(t, sort_keys=True, allow_nan=False).encode("utf-8")
+        return fastjson.exact(t, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError):
         raise BadRequest(f"invalid type {_describe(t)}")
 

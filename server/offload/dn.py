@@ -1,7 +1,6 @@
 """The default executor: chunk tasks go to the DN that owns each chunk, batched per DN
 into framed requests (JSON header + raw bytes) that run concurrently."""
 import asyncio
-import json
 
 import numpy as np
 
@@ -62,7 +61,7 @@ class DnExecutor:
     async def dirty(self, dset_ids) -> set:
         """The datasets of which some DN still holds chunks not yet in storage."""
         prefixes = {dataset_prefix(d): d for d in dset_ids}
-        body = json.dumps({"prefixes": list(prefixes)}).encode()
+        body = fastjson.dumps({"prefixes": list(prefixes)})
         answers = await asyncio.gather(*(self._post(u, "/chunks/dirty", body) for u in self.urls))
         return {prefixes[p] for raw in answers for p in fastjson.loads(bytes(raw))["dirty"]}
 
